@@ -1,0 +1,16 @@
+# Warning flags shared by every target of the project.
+function(moerun_set_warnings target)
+  set(_w -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused
+         -Wimplicit-fallthrough -Wno-missing-field-initializers)
+  if(MOERUN_WERROR)
+    list(APPEND _w -Werror)
+  endif()
+  target_compile_options(${target} INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_w}>)
+  if(MOERUN_CUDA)
+    set(_cw -Xcompiler=-Wall,-Wextra)
+    if(MOERUN_WERROR)
+      list(APPEND _cw -Werror=all-warnings)
+    endif()
+    target_compile_options(${target} INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:${_cw}>)
+  endif()
+endfunction()

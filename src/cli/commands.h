@@ -1,0 +1,19 @@
+// Registration of each `moerun` subcommand with the CLI11 application.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace moerun::cli {
+
+// `moerun inspect FILE`: metadata, tensor table and totals of a GGUF file.
+void add_inspect_command(CLI::App& app);
+// `moerun synth`: writes a synthetic Qwen3-Next GGUF with random weights and the real tokenizer.
+void add_synth_command(CLI::App& app);
+// `moerun check`: machine features, measured bandwidths, and CPU kernel speed on a model's tensors.
+void add_check_command(CLI::App& app);
+// `moerun tokenize` / `moerun detokenize` / `moerun render-chat`.
+void add_tokenizer_commands(CLI::App& app);
+
+}  // namespace moerun::cli

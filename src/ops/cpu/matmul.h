@@ -1,0 +1,41 @@
+// y = W x on the CPU for every supported weight format: one token or a small batch of tokens.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/dtype.h"
+
+namespace moerun {
+
+class ThreadPool;
+
+// Which code path runs a CPU kernel; `best` picks the widest the CPU supports.
+enum class CpuIsa { best, scalar, avx2, avx512 };
+
+// The widest path this CPU supports (never `best`).
+CpuIsa detect_cpu_isa();
+
+// Name of a path, e.g. "avx512".
+std::string_view cpu_isa_name(CpuIsa isa);
+
+// A weight matrix in memory: `rows` rows of `cols` weights of `type`, rows `row_stride` bytes apart.
+struct WeightMatrix {
+  DType type = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;        // a multiple of the type's block size
+  int64_t row_stride = 0;  // bytes between rows (row_bytes(type, cols) when packed)
+  const void* data = nullptr;
+};
+
+// y [n_tokens, w.rows] f32 = x [n_tokens, w.cols] f32 times W^T; n_tokens in 1..64 is the fast range.
+// Rows are split among the pool's threads in contiguous slices (pool may be null: run on the caller).
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool,
+            CpuIsa isa = CpuIsa::best);
+
+// Rows [row_begin, row_end) of the product above, on the calling thread only (for callers that split
+// work themselves, such as the expert dispatcher).
+void matmul_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
+                 int64_t row_begin, int64_t row_end, CpuIsa isa = CpuIsa::best);
+
+}  // namespace moerun
