@@ -1,0 +1,70 @@
+#include "ops/cuda/device_info.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "ops/cuda/cuda_check.cuh"
+
+namespace moerun {
+
+std::vector<GpuInfo> list_gpus() {
+  std::vector<GpuInfo> gpus;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device" error
+    return gpus;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    MOERUN_CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
+    GpuInfo g;
+    g.index = i;
+    g.name = prop.name;
+    g.compute_major = prop.major;
+    g.compute_minor = prop.minor;
+    g.multiprocessors = prop.multiProcessorCount;
+    size_t free_b = 0, total_b = 0;
+    MOERUN_CUDA_CHECK(cudaSetDevice(i));
+    MOERUN_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    g.total_bytes = total_b;
+    g.free_bytes = free_b;
+    gpus.push_back(g);
+  }
+  return gpus;
+}
+
+double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats) {
+  MOERUN_CUDA_CHECK(cudaSetDevice(gpu));
+  void* device = nullptr;
+  MOERUN_CUDA_CHECK(cudaMalloc(&device, bytes));
+  void* host = nullptr;
+  std::unique_ptr<uint8_t[]> pageable;
+  if (pinned) {
+    MOERUN_CUDA_CHECK(cudaMallocHost(&host, bytes));
+  } else {
+    pageable = std::make_unique<uint8_t[]>(bytes);
+    host = pageable.get();
+  }
+  std::fill_n(static_cast<uint8_t*>(host), bytes, uint8_t{1});
+  cudaEvent_t start, stop;
+  MOERUN_CUDA_CHECK(cudaEventCreate(&start));
+  MOERUN_CUDA_CHECK(cudaEventCreate(&stop));
+  double best = 0.0;
+  for (int r = 0; r < repeats + 1; ++r) {  // the first copy is a warm-up
+    MOERUN_CUDA_CHECK(cudaEventRecord(start));
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice));
+    MOERUN_CUDA_CHECK(cudaEventRecord(stop));
+    MOERUN_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    MOERUN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (r > 0) best = std::max(best, static_cast<double>(bytes) / (ms * 1e-3));
+  }
+  MOERUN_CUDA_CHECK(cudaEventDestroy(start));
+  MOERUN_CUDA_CHECK(cudaEventDestroy(stop));
+  if (pinned) MOERUN_CUDA_CHECK(cudaFreeHost(host));
+  MOERUN_CUDA_CHECK(cudaFree(device));
+  return best;
+}
+
+}  // namespace moerun

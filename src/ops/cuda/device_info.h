@@ -1,0 +1,28 @@
+// The CUDA devices of this machine and their host-to-device copy speed (for `moerun check`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moerun {
+
+// One GPU as the runtime reports it.
+struct GpuInfo {
+  int index = 0;
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  int multiprocessors = 0;
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+};
+
+// All visible CUDA devices; empty when there is no driver or no device (never throws).
+std::vector<GpuInfo> list_gpus();
+
+// Host-to-device copy bandwidth in bytes per second (best of `repeats`) on device `gpu`, from pinned
+// or pageable host memory, for copies of `bytes`.
+double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5);
+
+}  // namespace moerun
