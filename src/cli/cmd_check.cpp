@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/default_model.h"
@@ -47,9 +47,10 @@ void print_machine(ThreadPool& pool) {
   const CpuFeatures& f = cpu_features();
   fmt::print("CPU        {}\n", cpu_model_name());
   fmt::print("threads    {} (pinned pool)\n", pool.size());
-  fmt::print("features   avx2={} fma={} f16c={} avx512f={} avx512bw={} avx512vnni={} avx512bf16={} "
-             "amx={}\n",
-             f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vnni, f.avx512bf16, f.amx);
+  fmt::print(
+      "features   avx2={} fma={} f16c={} avx512f={} avx512bw={} avx512vnni={} avx512bf16={} "
+      "amx={}\n",
+      f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vnni, f.avx512bf16, f.amx);
   fmt::print("kernels    {}\n", cpu_isa_name(detect_cpu_isa()));
   struct sysinfo si {};
   if (sysinfo(&si) == 0) {
@@ -106,8 +107,8 @@ void check_model(const std::string& path, ThreadPool& pool) {
     }
     if (bytes > (int64_t{2} << 30)) break;  // 2 GiB of experts is plenty for a measurement
   }
-  fmt::print("model      {} ({} routed expert matrices sampled, {:.2f} GB)\n", path,
-             experts.size(), static_cast<double>(bytes) / 1e9);
+  fmt::print("model      {} ({} routed expert matrices sampled, {:.2f} GB)\n", path, experts.size(),
+             static_cast<double>(bytes) / 1e9);
   if (experts.empty()) return;
   std::vector<float> x(static_cast<size_t>(max_cols), 0.5f);  // [cols] f32
   std::vector<float> y(static_cast<size_t>(max_cols) * 8);    // [rows] f32
@@ -120,8 +121,9 @@ void check_model(const std::string& path, ThreadPool& pool) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, static_cast<double>(bytes) / secs);
   }
-  fmt::print("experts    CPU matvec over the model's experts: {:.1f} GB/s (one token, {} threads)\n",
-             best / 1e9, pool.size());
+  fmt::print(
+      "experts    CPU matvec over the model's experts: {:.1f} GB/s (one token, {} threads)\n",
+      best / 1e9, pool.size());
 }
 
 }  // namespace

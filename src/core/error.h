@@ -26,8 +26,8 @@ template <typename... Args>
 }  // namespace moerun
 
 // Aborts with file and line when an internal invariant does not hold.
-#define MOERUN_CHECK(cond)                                                     \
-  do {                                                                         \
+#define MOERUN_CHECK(cond)                                                         \
+  do {                                                                             \
     if (!(cond)) ::moerun::abort_with(__FILE__, __LINE__, "check failed: " #cond); \
   } while (0)
 

@@ -11,6 +11,8 @@ std::string cache_dir() {
   return ".moerun-cache";
 }
 
-std::string default_tokenizer_dir() { return cache_dir() + "/tokenizer-qwen3"; }
+std::string default_tokenizer_dir() {
+  return cache_dir() + "/tokenizer-qwen3";
+}
 
 }  // namespace moerun

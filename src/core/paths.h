@@ -1,4 +1,5 @@
-// Well-known places on disk: moerun's cache folder and the tokenizer files the setup script fetches.
+// Well-known places on disk: moerun's cache folder and the tokenizer files the setup script
+// fetches.
 #pragma once
 
 #include <string>

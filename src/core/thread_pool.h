@@ -19,7 +19,8 @@ class ThreadPool {
   // Number of threads that run tasks, the caller included.
   int size() const;
 
-  // Runs fn(task, thread) for every task in [0, n_tasks); thread is in [0, size()). Blocks until done.
+  // Runs fn(task, thread) for every task in [0, n_tasks); thread is in [0, size()). Blocks until
+  // done.
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
  private:

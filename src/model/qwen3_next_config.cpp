@@ -9,7 +9,9 @@ namespace {
 
 constexpr const char* kArch = "qwen3next";
 
-std::string key(const char* name) { return std::string(kArch) + "." + name; }
+std::string key(const char* name) {
+  return std::string(kArch) + "." + name;
+}
 
 int64_t read_int(const GgufFile& file, const char* name) {
   const std::string k = key(name);

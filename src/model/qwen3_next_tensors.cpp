@@ -29,7 +29,8 @@ std::vector<TensorSpec> qwen3_next_tensor_specs(const Qwen3NextConfig& c, DeltaN
         t.push_back({name("attn_qkv.weight"), {h, 2 * kw + vw}, TensorRole::projection});
         t.push_back({name("attn_gate.weight"), {h, vw}, TensorRole::projection});
       }
-      t.push_back({name("ssm_conv1d.weight"), {c.conv_kernel, c.conv_channels()}, TensorRole::conv});
+      t.push_back(
+          {name("ssm_conv1d.weight"), {c.conv_kernel, c.conv_channels()}, TensorRole::conv});
       t.push_back({name("ssm_dt.bias"), {c.linear_v_heads}, TensorRole::ssm_dt_bias});
       t.push_back({name("ssm_a"), {c.linear_v_heads}, TensorRole::ssm_a});
       t.push_back({name("ssm_ba.weight"), {h, 2 * c.linear_v_heads}, TensorRole::ssm_ba});
@@ -38,12 +39,12 @@ std::vector<TensorSpec> qwen3_next_tensor_specs(const Qwen3NextConfig& c, DeltaN
     }
     t.push_back({name("post_attention_norm.weight"), {h}, TensorRole::norm});
     t.push_back({name("ffn_gate_inp.weight"), {h, c.n_experts}, TensorRole::router});
-    t.push_back({name("ffn_gate_exps.weight"), {h, c.expert_ffn, c.n_experts},
-                 TensorRole::expert_in});
-    t.push_back({name("ffn_up_exps.weight"), {h, c.expert_ffn, c.n_experts},
-                 TensorRole::expert_in});
-    t.push_back({name("ffn_down_exps.weight"), {c.expert_ffn, h, c.n_experts},
-                 TensorRole::expert_down});
+    t.push_back(
+        {name("ffn_gate_exps.weight"), {h, c.expert_ffn, c.n_experts}, TensorRole::expert_in});
+    t.push_back(
+        {name("ffn_up_exps.weight"), {h, c.expert_ffn, c.n_experts}, TensorRole::expert_in});
+    t.push_back(
+        {name("ffn_down_exps.weight"), {c.expert_ffn, h, c.n_experts}, TensorRole::expert_down});
     t.push_back({name("ffn_gate_inp_shexp.weight"), {h}, TensorRole::shared_gate});
     t.push_back({name("ffn_gate_shexp.weight"), {h, c.shared_ffn}, TensorRole::shared_in});
     t.push_back({name("ffn_up_shexp.weight"), {h, c.shared_ffn}, TensorRole::shared_in});

@@ -17,22 +17,22 @@ enum class DeltaNetLayout {
 
 // What a tensor is for; decides its storage type in a type mix and its random initialisation.
 enum class TensorRole {
-  embedding,      // token_embd
-  output,         // output (lm_head)
-  norm,           // RMSNorm weights with the +1 baked in (and ssm_norm)
-  projection,     // dense matrices of attention / DeltaNet (input side)
-  out_projection, // matrices writing into the residual (attn_output, ssm_out)
-  value_proj,     // attn_v: kept at higher precision in a Q4_K_M mix
-  router,         // ffn_gate_inp
-  shared_gate,    // ffn_gate_inp_shexp (one vector)
-  shared_in,      // ffn_gate_shexp, ffn_up_shexp
-  shared_down,    // ffn_down_shexp
-  expert_in,      // ffn_gate_exps, ffn_up_exps
-  expert_down,    // ffn_down_exps
-  conv,           // ssm_conv1d
-  ssm_a,          // ssm_a = -exp(A_log)
-  ssm_dt_bias,    // ssm_dt.bias
-  ssm_ba,         // ssm_ba
+  embedding,       // token_embd
+  output,          // output (lm_head)
+  norm,            // RMSNorm weights with the +1 baked in (and ssm_norm)
+  projection,      // dense matrices of attention / DeltaNet (input side)
+  out_projection,  // matrices writing into the residual (attn_output, ssm_out)
+  value_proj,      // attn_v: kept at higher precision in a Q4_K_M mix
+  router,          // ffn_gate_inp
+  shared_gate,     // ffn_gate_inp_shexp (one vector)
+  shared_in,       // ffn_gate_shexp, ffn_up_shexp
+  shared_down,     // ffn_down_shexp
+  expert_in,       // ffn_gate_exps, ffn_up_exps
+  expert_down,     // ffn_down_exps
+  conv,            // ssm_conv1d
+  ssm_a,           // ssm_a = -exp(A_log)
+  ssm_dt_bias,     // ssm_dt.bias
+  ssm_ba,          // ssm_ba
 };
 
 // One tensor: name, shape (ne[0] contiguous) and role.

@@ -38,8 +38,8 @@ class Rng {
   // Approximately standard normal: the sum of four 16-bit uniforms (Irwin-Hall), rescaled.
   float normal() {
     const uint64_t r = next();
-    const float sum = static_cast<float>((r & 0xffff) + ((r >> 16) & 0xffff) +
-                                         ((r >> 32) & 0xffff) + (r >> 48));
+    const float sum =
+        static_cast<float>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48));
     return (sum * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
   }
 
@@ -65,15 +65,22 @@ Init init_for(const TensorSpec& s, const Qwen3NextConfig& c) {
   const float fan_in = static_cast<float>(s.ne[0]);
   const float residual_scale = 1.0f / std::sqrt(2.0f * static_cast<float>(c.n_layers));
   switch (s.role) {
-    case TensorRole::embedding: return {Init::normal, 1.0f, 0};
-    case TensorRole::norm: return {Init::uniform, 0.8f, 1.2f};
+    case TensorRole::embedding:
+      return {Init::normal, 1.0f, 0};
+    case TensorRole::norm:
+      return {Init::uniform, 0.8f, 1.2f};
     case TensorRole::out_projection:
     case TensorRole::shared_down:
-    case TensorRole::expert_down: return {Init::normal, residual_scale / std::sqrt(fan_in), 0};
-    case TensorRole::conv: return {Init::normal, 1.0f / std::sqrt(fan_in), 0};
-    case TensorRole::ssm_a: return {Init::neg_uniform, 1.0f, 16.0f};  // -exp(A_log), A in [1, 16]
-    case TensorRole::ssm_dt_bias: return {Init::dt_bias, 1e-3f, 0.1f};
-    default: return {Init::normal, 1.0f / std::sqrt(fan_in), 0};
+    case TensorRole::expert_down:
+      return {Init::normal, residual_scale / std::sqrt(fan_in), 0};
+    case TensorRole::conv:
+      return {Init::normal, 1.0f / std::sqrt(fan_in), 0};
+    case TensorRole::ssm_a:
+      return {Init::neg_uniform, 1.0f, 16.0f};  // -exp(A_log), A in [1, 16]
+    case TensorRole::ssm_dt_bias:
+      return {Init::dt_bias, 1e-3f, 0.1f};
+    default:
+      return {Init::normal, 1.0f / std::sqrt(fan_in), 0};
   }
 }
 
@@ -90,8 +97,8 @@ void fill(const Init& init, Rng& rng, float* out, int64_t n) {
       break;
     case Init::dt_bias:  // dt log-uniform in [a, b], stored as softplus^-1(dt) like HF's init
       for (int64_t i = 0; i < n; ++i) {
-        const float dt = std::exp(std::log(init.a) + (std::log(init.b) - std::log(init.a)) *
-                                                         rng.uniform());
+        const float dt =
+            std::exp(std::log(init.a) + (std::log(init.b) - std::log(init.a)) * rng.uniform());
         out[i] = dt + std::log(-std::expm1(-dt));
       }
       break;
@@ -100,21 +107,26 @@ void fill(const Init& init, Rng& rng, float* out, int64_t n) {
 
 uint32_t file_type_id(TypeMix mix) {
   switch (mix) {  // llama_ftype values
-    case TypeMix::f32: return 0;
-    case TypeMix::q8_0: return 7;
-    case TypeMix::q4_k_m: return 15;
-    case TypeMix::bf16: return 32;
+    case TypeMix::f32:
+      return 0;
+    case TypeMix::q8_0:
+      return 7;
+    case TypeMix::q4_k_m:
+      return 15;
+    case TypeMix::bf16:
+      return 32;
   }
   return 0;
 }
 
-bool divides(DType type, int64_t ne0) { return ne0 % dtype_info(type).block_elems == 0; }
+bool divides(DType type, int64_t ne0) {
+  return ne0 % dtype_info(type).block_elems == 0;
+}
 
 // Generates tensor `index` into `out` (its packed bytes), splitting rows into fixed chunks so the
 // result does not depend on the number of threads.
 void generate_tensor(const SynthOptions& o, const TensorSpec& spec, DType type, uint64_t index,
-                     uint8_t* out, ThreadPool& pool,
-                     std::vector<std::vector<float>>& scratch) {
+                     uint8_t* out, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
   const int64_t cols = spec.ne[0];
   int64_t rows = 1;
   for (size_t d = 1; d < spec.ne.size(); ++d) rows *= spec.ne[d];
@@ -149,21 +161,34 @@ DType tensor_type_in_mix(TypeMix mix, const TensorSpec& s) {
   if (s.ne.size() < 2) return DType::F32;  // vectors: norms, biases, A, the shared-expert gate
   switch (s.role) {
     case TensorRole::router:
-    case TensorRole::conv: return DType::F32;  // llama.cpp keeps routers and conv in F32
-    default: break;
+    case TensorRole::conv:
+      return DType::F32;  // llama.cpp keeps routers and conv in F32
+    default:
+      break;
   }
   DType preferred = DType::F32;
   switch (mix) {
-    case TypeMix::f32: return DType::F32;
-    case TypeMix::bf16: preferred = DType::BF16; break;
-    case TypeMix::q8_0: preferred = DType::Q8_0; break;
+    case TypeMix::f32:
+      return DType::F32;
+    case TypeMix::bf16:
+      preferred = DType::BF16;
+      break;
+    case TypeMix::q8_0:
+      preferred = DType::Q8_0;
+      break;
     case TypeMix::q4_k_m:
       switch (s.role) {
         case TensorRole::output:
         case TensorRole::value_proj:
-        case TensorRole::shared_down: preferred = DType::Q6_K; break;
-        case TensorRole::ssm_ba: preferred = DType::Q8_0; break;
-        default: preferred = DType::Q4_K; break;
+        case TensorRole::shared_down:
+          preferred = DType::Q6_K;
+          break;
+        case TensorRole::ssm_ba:
+          preferred = DType::Q8_0;
+          break;
+        default:
+          preferred = DType::Q4_K;
+          break;
       }
       break;
   }

@@ -1,4 +1,5 @@
-// Synthetic Qwen3-Next GGUF files: the real shape and tokenizer, random weights with sane statistics.
+// Synthetic Qwen3-Next GGUF files: the real shape and tokenizer, random weights with sane
+// statistics.
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,9 @@
 namespace moerun {
 namespace {
 
-__device__ inline float half_bits_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ inline float half_bits_to_float(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
 
 // Each thread writes one group of 32 consecutive weights: a Q8_0/Q4_0 block, or one sub-block of
 // 32 of a K-format super-block (Q6_K: two sub-blocks of 16 with their own scales).
@@ -74,7 +76,8 @@ __global__ void dequantize_q6_k(const BlockQ6_K* blocks, float* dst, int64_t gro
   const uint8_t* qh = b.qh + 32 * half;
   const float d = half_bits_to_float(b.d);
   for (int l = 0; l < 32; ++l) {
-    const int low = quarter < 2 ? (ql[l + 32 * (quarter % 2)] & 15) : (ql[l + 32 * (quarter % 2)] >> 4);
+    const int low =
+        quarter < 2 ? (ql[l + 32 * (quarter % 2)] & 15) : (ql[l + 32 * (quarter % 2)] >> 4);
     const int high = (qh[l] >> (2 * quarter)) & 3;
     const int q = (low | (high << 4)) - 32;
     const float s = static_cast<float>(b.scales[8 * half + l / 16 + 2 * quarter]);
@@ -103,12 +106,12 @@ void dequantize_cuda(DType type, const void* src, float* dst, int64_t n, cudaStr
   const int64_t groups = n / 32;
   switch (type) {
     case DType::F32:
-      MOERUN_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * 4,
-                                        cudaMemcpyDeviceToDevice, stream));
+      MOERUN_CUDA_CHECK(
+          cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * 4, cudaMemcpyDeviceToDevice, stream));
       return;
     case DType::F16:
-      convert_f16<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
-          static_cast<const uint16_t*>(src), dst, n);
+      convert_f16<<<grid_for(n, kThreads), kThreads, 0, stream>>>(static_cast<const uint16_t*>(src),
+                                                                  dst, n);
       break;
     case DType::BF16:
       convert_bf16<<<grid_for(n, kThreads), kThreads, 0, stream>>>(

@@ -1,4 +1,5 @@
-// Dequantisation of weight rows to f32 on the GPU (prefill multiplies dequantised tiles on tensor cores).
+// Dequantisation of weight rows to f32 on the GPU (prefill multiplies dequantised tiles on tensor
+// cores).
 #pragma once
 
 #include <cstdint>

@@ -21,8 +21,8 @@ struct GpuInfo {
 // All visible CUDA devices; empty when there is no driver or no device (never throws).
 std::vector<GpuInfo> list_gpus();
 
-// Host-to-device copy bandwidth in bytes per second (best of `repeats`) on device `gpu`, from pinned
-// or pageable host memory, for copies of `bytes`.
+// Host-to-device copy bandwidth in bytes per second (best of `repeats`) on device `gpu`, from
+// pinned or pageable host memory, for copies of `bytes`.
 double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5);
 
 }  // namespace moerun

@@ -30,7 +30,8 @@ TEST_P(DequantizeCuda, MatchesCpuReferenceBitExactly) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   // Odd numbers of blocks, so partial thread blocks and tails are exercised.
   for (int64_t blocks : {1, 3, 37, 1001}) {
-    const int64_t n = blocks * dtype_info(type).block_elems * (dtype_info(type).block_elems == 1 ? 97 : 1);
+    const int64_t n =
+        blocks * dtype_info(type).block_elems * (dtype_info(type).block_elems == 1 ? 97 : 1);
     std::vector<float> x(static_cast<size_t>(n));
     for (float& v : x) v = normal(rng);
     std::vector<uint8_t> packed(static_cast<size_t>(row_bytes(type, n)));
@@ -47,7 +48,8 @@ TEST_P(DequantizeCuda, MatchesCpuReferenceBitExactly) {
     ASSERT_EQ(cudaMemset(d_dst, 0xff, n * sizeof(float)), cudaSuccess);
     dequantize_cuda(type, d_src, d_dst, n, nullptr);
     std::vector<float> got(static_cast<size_t>(n));
-    ASSERT_EQ(cudaMemcpy(got.data(), d_dst, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(got.data(), d_dst, n * sizeof(float), cudaMemcpyDeviceToHost),
+              cudaSuccess);
     cudaFree(d_src);
     cudaFree(d_dst);
     // Tolerance: both sides compute d * sc * q - dmin * m in f32; the GPU may contract to an FMA,
