@@ -1,4 +1,5 @@
-// The data a byte-level BPE tokenizer is built from, as a Hugging Face directory or a GGUF carries it.
+// The data a byte-level BPE tokenizer is built from, as a Hugging Face directory or a GGUF carries
+// it.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,8 @@ enum class TokenType : int32_t {
 
 // Everything needed to tokenize and to format chats: vocabulary, merges, special ids, template.
 struct VocabData {
-  std::string model = "gpt2";      // tokenizer.ggml.model
-  std::string pre = "qwen2";       // tokenizer.ggml.pre (selects the pre-tokenizer regex)
+  std::string model = "gpt2";          // tokenizer.ggml.model
+  std::string pre = "qwen2";           // tokenizer.ggml.pre (selects the pre-tokenizer regex)
   std::vector<std::string> tokens;     // [n_vocab] token text in byte-level (GPT-2 unicode) form
   std::vector<TokenType> token_types;  // [n_vocab]
   std::vector<std::string> merges;     // "left right" pairs, by rank
