@@ -1,0 +1,188 @@
+// CPU matmul throughput against the machine's measured memory read bandwidth.
+//
+// First measures the read bandwidth of the pool's threads, then runs every weight format on
+// expert-sized matrices (2048x512 and 512x2048), cycling through enough distinct matrices (at
+// least 512 MiB, several times any last-level cache) that weights always come from DRAM.
+// Threads: --threads=N or MOERUN_THREADS (default: physical cores); path: MOERUN_ISA
+// (scalar|avx2|avx512, default the widest).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/memory_bandwidth.h"
+#include "core/quant.h"
+#include "core/thread_pool.h"
+#include "ops/cpu/matmul.h"
+
+namespace moerun {
+namespace {
+
+constexpr size_t kArenaBytes = size_t{512} << 20;  // weights cycled through, per format
+
+ThreadPool* g_pool = nullptr;
+double g_read_bw = 0.0;  // bytes/s
+CpuIsa g_isa = CpuIsa::best;
+
+// A buffer of weights, rows filled with one valid quantized row (speed does not depend on values).
+struct Arena {
+  DType type = DType::F32;
+  int64_t cols = 0;
+  std::unique_ptr<uint8_t[]> data;  // [kArenaBytes]
+};
+Arena g_arena;
+
+void fill_arena(DType type, int64_t cols) {
+  if (!g_arena.data) {
+    g_arena.data = std::make_unique<uint8_t[]>(kArenaBytes);
+  }
+  if (g_arena.type == type && g_arena.cols == cols) return;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> src(static_cast<size_t>(cols));
+  for (float& v : src) v = normal(rng);
+  const int64_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> row(static_cast<size_t>(rb));
+  quantize_row(type, src.data(), row.data(), cols);
+  const int64_t n_rows = static_cast<int64_t>(kArenaBytes) / rb;
+  // Fill from the pool's threads so pages land near the threads that will read them.
+  g_pool->parallel_for(g_pool->size(), [&](int64_t t, int) {
+    const int64_t b = n_rows * t / g_pool->size(), e = n_rows * (t + 1) / g_pool->size();
+    for (int64_t r = b; r < e; ++r) std::memcpy(g_arena.data.get() + r * rb, row.data(), rb);
+  });
+  g_arena.type = type;
+  g_arena.cols = cols;
+}
+
+void BM_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) {
+  const int64_t n_tokens = state.range(0);
+  fill_arena(type, cols);
+  const int64_t matrix_bytes = rows * row_bytes(type, cols);
+  const int64_t n_matrices = static_cast<int64_t>(kArenaBytes) / matrix_bytes;
+  std::vector<float> x(static_cast<size_t>(n_tokens * cols), 0.5f);  // [n_tokens, cols]
+  std::vector<float> y(static_cast<size_t>(n_tokens * rows));        // [n_tokens, rows]
+  int64_t i = 0;
+  for (auto _ : state) {
+    const WeightMatrix w{type, rows, cols, row_bytes(type, cols),
+                         g_arena.data.get() + (i % n_matrices) * matrix_bytes};
+    matmul(w, x.data(), n_tokens, y.data(), g_pool, g_isa);
+    benchmark::DoNotOptimize(y.data());
+    ++i;
+  }
+  const double bytes = static_cast<double>(matrix_bytes);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["of_read_bw"] =
+      benchmark::Counter(bytes / g_read_bw, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["matrices"] = static_cast<double>(n_matrices);
+}
+
+// Latency of one parallel_for with empty tasks (the engine calls it ~100 times per token).
+void BM_parallel_for_dispatch(benchmark::State& state) {
+  for (auto _ : state) {
+    g_pool->parallel_for(g_pool->size(), [](int64_t, int) {});
+  }
+}
+
+// Console output plus a summary table of bandwidth per format at the end.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      const auto it = run.counters.find("of_read_bw");
+      if (it != run.counters.end()) {
+        summary_.push_back({run.benchmark_name(), run.counters.at("GB/s").value, it->second.value});
+      }
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  void print_summary() const {
+    std::printf("\nsummary: %d threads, path %s, read bandwidth %.1f GB/s\n", g_pool->size(),
+                std::string(cpu_isa_name(g_isa == CpuIsa::best ? detect_cpu_isa() : g_isa)).c_str(),
+                g_read_bw * 1e-9);
+    double worst = 1e9;
+    for (const Entry& e : summary_) {
+      std::printf("  %-40s %7.2f GB/s  %5.1f%% of read bandwidth\n", e.name.c_str(), e.gbps,
+                  100.0 * e.fraction);
+      worst = std::min(worst, e.fraction);
+    }
+    if (!summary_.empty()) std::printf("  worst: %.1f%%\n", 100.0 * worst);
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    double gbps, fraction;
+  };
+  std::vector<Entry> summary_;
+};
+
+int thread_count(int* argc, char** argv) {
+  int threads = 0;
+  if (const char* env = std::getenv("MOERUN_THREADS")) threads = std::atoi(env);
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return threads > 0 ? threads : default_thread_count();
+}
+
+CpuIsa isa_from_env() {
+  const char* env = std::getenv("MOERUN_ISA");
+  if (env == nullptr) return CpuIsa::best;
+  const std::string s = env;
+  if (s == "scalar") return CpuIsa::scalar;
+  if (s == "avx2") return CpuIsa::avx2;
+  if (s == "avx512") return CpuIsa::avx512;
+  return CpuIsa::best;
+}
+
+}  // namespace
+}  // namespace moerun
+
+int main(int argc, char** argv) {
+  using namespace moerun;
+  ThreadPool pool(thread_count(&argc, argv));
+  g_pool = &pool;
+  g_isa = isa_from_env();
+  g_read_bw = measure_read_bandwidth(pool, size_t{1} << 30, 3);
+  std::printf("memory read bandwidth: %.1f GB/s with %d threads (best of 3, 1 GiB)\n",
+              g_read_bw * 1e-9, pool.size());
+
+  const std::pair<DType, const char*> formats[] = {
+      {DType::Q4_K, "q4_K"}, {DType::Q5_K, "q5_K"}, {DType::Q6_K, "q6_K"}, {DType::Q8_0, "q8_0"},
+      {DType::Q4_0, "q4_0"}, {DType::BF16, "bf16"}, {DType::F16, "f16"},   {DType::F32, "f32"}};
+  const std::pair<int64_t, int64_t> shapes[] = {{2048, 512}, {512, 2048}};
+  for (const auto& [type, name] : formats) {
+    for (const auto& [rows, cols] : shapes) {
+      const std::string bm =
+          std::string("matmul/") + name + "/" + std::to_string(rows) + "x" + std::to_string(cols);
+      benchmark::RegisterBenchmark(bm.c_str(), BM_matmul, type, rows, cols)
+          ->ArgName("tokens")
+          ->Arg(1)
+          ->Arg(8)
+          ->MinTime(0.3)
+          ->UseRealTime();
+    }
+  }
+  benchmark::RegisterBenchmark("parallel_for_dispatch", BM_parallel_for_dispatch)->MinTime(0.2);
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_summary();
+  benchmark::Shutdown();
+  return 0;
+}
