@@ -8,16 +8,6 @@
 
 namespace moerun {
 
-int round_clamped(float x, int lo, int hi) {
-  if (!(x > static_cast<float>(lo))) return lo;  // also maps NaN to lo
-  if (x >= static_cast<float>(hi)) return hi;
-  // Adding 1.5 * 2^23 leaves the rounded integer (ties to even) in the low mantissa bits.
-  const float shifted = x + 12582912.0f;
-  int32_t bits;
-  std::memcpy(&bits, &shifted, 4);
-  return (bits & 0x007fffff) - 0x00400000;
-}
-
 float fit_signed_scale(const float* x, int n, int nmax) {
   float amax = 0.0f;
   float vmax = 0.0f;  // the value of largest magnitude, with its sign
@@ -56,27 +46,29 @@ namespace {
 
 // Least-squares fit of x[n] ~ scale * l[n] + offset with offset <= 0; false when degenerate.
 bool fit_levels(const float* x, const int* l, int n, double* scale, double* offset, double* err) {
-  double sum_l = 0.0, sum_l2 = 0.0, sum_x = 0.0, sum_xl = 0.0;
+  double sum_l = 0.0, sum_l2 = 0.0, sum_x = 0.0, sum_x2 = 0.0, sum_xl = 0.0;
   for (int i = 0; i < n; ++i) {
+    const double xi = x[i];
     sum_l += l[i];
     sum_l2 += static_cast<double>(l[i]) * l[i];
-    sum_x += x[i];
-    sum_xl += static_cast<double>(x[i]) * l[i];
+    sum_x += xi;
+    sum_x2 += xi * xi;
+    sum_xl += xi * l[i];
   }
   const double det = n * sum_l2 - sum_l * sum_l;
   if (!(det > 0.0)) return false;
-  *scale = (n * sum_xl - sum_x * sum_l) / det;
-  *offset = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-  if (*offset > 0.0) {
-    *offset = 0.0;
-    *scale = sum_xl / sum_l2;
+  double s = (n * sum_xl - sum_x * sum_l) / det;
+  double o = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+  if (o > 0.0) {
+    o = 0.0;
+    s = sum_xl / sum_l2;
   }
-  if (!(*scale > 0.0)) return false;
-  *err = 0.0;
-  for (int i = 0; i < n; ++i) {
-    const double diff = *scale * l[i] + *offset - x[i];
-    *err += diff * diff;
-  }
+  if (!(s > 0.0)) return false;
+  // sum (s * l + o - x)^2 expanded in the sums above.
+  *err = s * s * sum_l2 + n * o * o + sum_x2 + 2.0 * s * o * sum_l - 2.0 * s * sum_xl -
+         2.0 * o * sum_x;
+  *scale = s;
+  *offset = o;
   return true;
 }
 
@@ -108,18 +100,8 @@ AffineFit fit_affine_grid(const float* x, int n, int nmax, float rmin, float rde
       best_offset = offset;
     }
   }
-  // Grids that leave the top levels unused: the exact fit of data that already lies on a grid.
-  for (int span = nmax - 1; span >= (nmax + 1) / 2; --span) {
-    const float iscale = static_cast<float>(span) / range;
-    for (int i = 0; i < n; ++i) l[i] = round_clamped(iscale * (x[i] - lo), 0, nmax);
-    if (fit_levels(x, l, n, &scale, &offset, &err) && err < best_err) {
-      best_err = err;
-      best_scale = scale;
-      best_offset = offset;
-    }
-  }
   // Refine the best grid: move each weight to its nearest level and refit, while that helps.
-  for (int iter = 0; iter < 8 && best_err < std::numeric_limits<double>::infinity(); ++iter) {
+  for (int iter = 0; iter < 3 && best_err < std::numeric_limits<double>::infinity(); ++iter) {
     const double inv = 1.0 / best_scale;
     for (int i = 0; i < n; ++i) {
       l[i] = round_clamped(static_cast<float>((x[i] - best_offset) * inv), 0, nmax);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace moerun {
 
@@ -9,7 +10,15 @@ namespace moerun {
 inline constexpr float kFp16Max = 65504.0f;
 
 // Rounds x to the nearest integer (ties to even) after clamping it to [lo, hi].
-int round_clamped(float x, int lo, int hi);
+inline int round_clamped(float x, int lo, int hi) {
+  if (!(x > static_cast<float>(lo))) return lo;  // also maps NaN to lo
+  if (x >= static_cast<float>(hi)) return hi;
+  // Adding 1.5 * 2^23 leaves the rounded integer (ties to even) in the low mantissa bits.
+  const float shifted = x + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, 4);
+  return (bits & 0x007fffff) - 0x00400000;
+}
 
 // Returns the scale s minimising sum (x[i] - s * l[i])^2 over l[i] in [-nmax, nmax - 1], searching
 // a few grid stretches around the one that maps the largest |x| to -nmax; 0 for an all-zero x[n].

@@ -25,8 +25,9 @@ struct AffineSuperBlock {
 // levels [32]; returns the squared error as dequantisation computes it.
 float levels_for_grid(const float* x, int nmax, float d1, float m1, uint8_t* levels) {
   float err = 0.0f;
+  const float inv = d1 > 0.0f ? 1.0f / d1 : 0.0f;
   for (int i = 0; i < 32; ++i) {
-    const int l = d1 > 0.0f ? round_clamped((x[i] + m1) / d1, 0, nmax) : 0;
+    const int l = round_clamped((x[i] + m1) * inv, 0, nmax);
     levels[i] = static_cast<uint8_t>(l);
     const float diff = d1 * static_cast<float>(l) - m1 - x[i];
     err += diff * diff;
@@ -52,24 +53,24 @@ AffineSuperBlock quantize_affine_superblock(const float* x, int nmax, float rmin
   const float dmin = fp16_to_f32(out.dmin);
   for (int j = 0; j < kSubBlocks; ++j) {
     const float* xj = x + 32 * j;
-    // Try the rounded 6-bit scale and its neighbours, and mins that shift the grid by whole
-    // levels (data that already lies on a grid may leave its bottom level unused).
-    const int sc0 = d > 0.0f ? round_clamped(fits[j].scale / d, 0, 63) : 0;
+    // Round the scale; for the min try its neighbours and mins that shift the grid by a whole
+    // level (data that already lies on a grid may leave its bottom level unused).
+    const int sc = d > 0.0f ? round_clamped(fits[j].scale / d, 0, 63) : 0;
+    const float d1 = d * static_cast<float>(sc);
+    out.sc[j] = static_cast<uint8_t>(sc);
     float best_err = INFINITY;
-    for (int sc = std::max(sc0 - 1, 0); sc <= std::min(sc0 + 1, 63); ++sc) {
-      const float d1 = d * static_cast<float>(sc);
-      for (int shift = -1; shift <= 1; ++shift) {
-        const float target = fits[j].min_neg + static_cast<float>(shift) * d1;
-        const int m0 = dmin > 0.0f ? round_clamped(target / dmin, 0, 63) : 0;
-        for (int m = std::max(m0 - 1, 0); m <= std::min(m0 + 1, 63); ++m) {
-          uint8_t levels[32];
-          const float err = levels_for_grid(xj, nmax, d1, dmin * static_cast<float>(m), levels);
-          if (err < best_err) {
-            best_err = err;
-            out.sc[j] = static_cast<uint8_t>(sc);
-            out.m[j] = static_cast<uint8_t>(m);
-            std::memcpy(out.levels + 32 * j, levels, 32);
-          }
+    bool first = true;  // the first candidate is kept even if its error overflows
+    for (int shift = -1; shift <= 1; ++shift) {
+      const float target = fits[j].min_neg + static_cast<float>(shift) * d1;
+      const int m0 = dmin > 0.0f ? round_clamped(target / dmin, 0, 63) : 0;
+      for (int m = std::max(m0 - 1, 0); m <= std::min(m0 + 1, 63); ++m) {
+        uint8_t levels[32];
+        const float err = levels_for_grid(xj, nmax, d1, dmin * static_cast<float>(m), levels);
+        if (first || err < best_err) {
+          first = false;
+          best_err = err;
+          out.m[j] = static_cast<uint8_t>(m);
+          std::memcpy(out.levels + 32 * j, levels, 32);
         }
       }
     }

@@ -354,8 +354,12 @@ TEST_P(QuantAccuracy, RequantizingIsStable) {
   if (type == DType::Q8_0 || type == DType::Q6_K || type == DType::Q4_0) {
     EXPECT_EQ(y2, y1);  // these formats find the grid the data already lies on
   } else {
-    // K formats with a shared fp16 min scale may move a sub-block by a fraction of a level.
-    EXPECT_LE(drift, 0.1 * first_error);
+    // K formats re-derive their shared fp16 scales from the fits, so a few sub-blocks may move
+    // by a fraction of a level; the values must stay close and no worse an approximation of x.
+    EXPECT_LE(drift, 0.15 * first_error);
+    const double second_error = relative_rms_error(x, y2);
+    std::printf("%s error after requantizing %.5f\n", dtype_name(type).data(), second_error);
+    EXPECT_LE(second_error, 1.02 * first_error);
   }
   // Quantizing the same input twice is deterministic.
   EXPECT_EQ(quantize(type, x), q1);
