@@ -7,6 +7,7 @@
 // (scalar|avx2|avx512, default the widest).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +25,27 @@
 namespace moerun {
 namespace {
 
-constexpr size_t kArenaBytes = size_t{512} << 20;  // weights cycled through, per format
+// Bytes of weights cycled through per format: at least 512 MiB and 4x the last-level cache.
+size_t g_arena_bytes = size_t{512} << 20;
+
+// Size of the largest CPU cache in bytes (sysfs), 0 when unknown.
+size_t largest_cache_bytes() {
+  size_t best = 0;
+  for (int index = 0; index < 8; ++index) {
+    std::FILE* f = std::fopen(
+        ("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size").c_str(),
+        "r");
+    if (f == nullptr) continue;
+    unsigned long value = 0;
+    char unit = 0;
+    if (std::fscanf(f, "%lu%c", &value, &unit) >= 1) {
+      const size_t bytes = unit == 'K' ? value << 10 : unit == 'M' ? value << 20 : value;
+      best = std::max(best, bytes);
+    }
+    std::fclose(f);
+  }
+  return best;
+}
 
 ThreadPool* g_pool = nullptr;
 double g_read_bw = 0.0;  // bytes/s
@@ -34,13 +55,13 @@ CpuIsa g_isa = CpuIsa::best;
 struct Arena {
   DType type = DType::F32;
   int64_t cols = 0;
-  std::unique_ptr<uint8_t[]> data;  // [kArenaBytes]
+  std::unique_ptr<uint8_t[]> data;  // [g_arena_bytes]
 };
 Arena g_arena;
 
 void fill_arena(DType type, int64_t cols) {
   if (!g_arena.data) {
-    g_arena.data = std::make_unique<uint8_t[]>(kArenaBytes);
+    g_arena.data = std::make_unique<uint8_t[]>(g_arena_bytes);
   }
   if (g_arena.type == type && g_arena.cols == cols) return;
   std::mt19937 rng(1);
@@ -50,7 +71,7 @@ void fill_arena(DType type, int64_t cols) {
   const int64_t rb = row_bytes(type, cols);
   std::vector<uint8_t> row(static_cast<size_t>(rb));
   quantize_row(type, src.data(), row.data(), cols);
-  const int64_t n_rows = static_cast<int64_t>(kArenaBytes) / rb;
+  const int64_t n_rows = static_cast<int64_t>(g_arena_bytes) / rb;
   // Fill from the pool's threads so pages land near the threads that will read them.
   g_pool->parallel_for(g_pool->size(), [&](int64_t t, int) {
     const int64_t b = n_rows * t / g_pool->size(), e = n_rows * (t + 1) / g_pool->size();
@@ -64,7 +85,7 @@ void BM_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) 
   const int64_t n_tokens = state.range(0);
   fill_arena(type, cols);
   const int64_t matrix_bytes = rows * row_bytes(type, cols);
-  const int64_t n_matrices = static_cast<int64_t>(kArenaBytes) / matrix_bytes;
+  const int64_t n_matrices = static_cast<int64_t>(g_arena_bytes) / matrix_bytes;
   std::vector<float> x(static_cast<size_t>(n_tokens * cols), 0.5f);  // [n_tokens, cols]
   std::vector<float> y(static_cast<size_t>(n_tokens * rows));        // [n_tokens, rows]
   int64_t i = 0;
@@ -156,9 +177,13 @@ int main(int argc, char** argv) {
   ThreadPool pool(thread_count(&argc, argv));
   g_pool = &pool;
   g_isa = isa_from_env();
-  g_read_bw = measure_read_bandwidth(pool, size_t{1} << 30, 3);
-  std::printf("memory read bandwidth: %.1f GB/s with %d threads (best of 3, 1 GiB)\n",
-              g_read_bw * 1e-9, pool.size());
+  g_arena_bytes = std::max(g_arena_bytes, 4 * largest_cache_bytes());
+  const size_t bw_bytes = std::max(size_t{1} << 30, g_arena_bytes);
+  g_read_bw = measure_read_bandwidth(pool, bw_bytes, 3);
+  std::printf(
+      "memory read bandwidth: %.1f GB/s with %d threads (best of 3, %.0f MiB); weights cycled: "
+      "%.0f MiB\n",
+      g_read_bw * 1e-9, pool.size(), bw_bytes / 1048576.0, g_arena_bytes / 1048576.0);
 
   const std::pair<DType, const char*> formats[] = {
       {DType::Q4_K, "q4_K"}, {DType::Q5_K, "q5_K"}, {DType::Q6_K, "q6_K"}, {DType::Q8_0, "q8_0"},

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/matmul_internal.h"
 
 namespace moerun {
 namespace {
@@ -274,6 +276,25 @@ TEST(Matmul, RejectsBadInput) {
   for (CpuIsa isa : {CpuIsa::avx2, CpuIsa::avx512}) {
     if (!isa_supported(isa)) {
       EXPECT_THROW(matmul(m.view(), x.data(), 1, y.data(), nullptr, isa), Error);
+    }
+  }
+}
+
+TEST(Matmul, Avx2ActivationQuantizationEqualsScalar) {
+  if (!isa_supported(CpuIsa::avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  for (int64_t block : {32, 256}) {
+    std::vector<float> x = random_activations(3 * 512, 17);
+    x[5] = 0.0f;
+    std::fill(x.begin() + 512, x.begin() + 512 + block, 0.0f);  // an all-zero block
+    cpu_matmul::ActivationBuffer a, b;
+    const auto qa = cpu_matmul::quantize_activations(x.data(), 3, 512, block, a);
+    const auto qb = cpu_matmul::quantize_activations_avx2(x.data(), 3, 512, block, b);
+    EXPECT_EQ(std::memcmp(qa.q, qb.q, 3 * 512), 0);
+    EXPECT_EQ(std::memcmp(qa.d, qb.d, 3 * 512 / block * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(qa.sums, qb.sums, 3 * 512 / 16 * sizeof(int16_t)), 0);
+    for (int64_t j = 0; j < 3 * 512; ++j) {  // and the quantization is what it claims to be
+      const float d = qa.d[j / block];
+      ASSERT_LE(std::fabs(d * qa.q[j] - x[static_cast<size_t>(j)]), d / 2 * 1.0001f + 1e-30f);
     }
   }
 }

@@ -45,6 +45,10 @@ int64_t activation_block(DType type, CpuIsa isa);
 QuantizedActivations quantize_activations(const float* x, int64_t n_tokens, int64_t cols,
                                           int64_t block, ActivationBuffer& buf);
 
+// The same with AVX2 (bitwise equal results); needs an AVX2 CPU and block a multiple of 32.
+QuantizedActivations quantize_activations_avx2(const float* x, int64_t n_tokens, int64_t cols,
+                                               int64_t block, ActivationBuffer& buf);
+
 // Kernels per path; nullptr when the path has no kernel for the type.
 RowsKernel scalar_kernel(DType type);
 RowsKernel avx2_kernel(DType type);
