@@ -2,7 +2,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <unordered_map>
 
 #include <utf8proc.h>
 
@@ -36,9 +38,27 @@ std::string_view nfc(std::string_view text, std::string& storage) {
   return storage;
 }
 
+// Transparent string hash so the piece cache can be probed with a string_view.
+struct PieceHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// Per-thread cache of BPE results for short pieces (most words recur); owned by one tokenizer at a
+// time (identified by a serial number, so a new tokenizer at a reused address never sees stale
+// ids).
+struct PieceCache {
+  uint64_t owner = 0;
+  std::unordered_map<std::string, std::vector<int32_t>, PieceHash, std::equal_to<>> map;
+};
+constexpr size_t kCacheMaxPiece = 48;  // bytes
+constexpr size_t kCacheMaxEntries = 1 << 16;
+
+std::atomic<uint64_t> g_tokenizer_serial{0};
+
 }  // namespace
 
-Tokenizer::Tokenizer(VocabData vocab) : vocab_(std::move(vocab)) {
+Tokenizer::Tokenizer(VocabData vocab) : vocab_(std::move(vocab)), serial_(++g_tokenizer_serial) {
   if (vocab_.model != "gpt2")
     fail("tokenizer model '{}' is not supported (only gpt2 byte-level BPE)", vocab_.model);
   if (vocab_.token_types.size() != vocab_.tokens.size())
@@ -89,7 +109,28 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) c
   thread_local std::vector<PieceSpan> pieces;
   pieces.clear();
   pre_->split(norm, pieces);
-  for (const PieceSpan& p : pieces) bpe_->encode_piece(norm.substr(p.begin, p.end - p.begin), out);
+  thread_local PieceCache cache;
+  if (cache.owner != serial_) {
+    cache.map.clear();
+    cache.owner = serial_;
+  }
+  for (const PieceSpan& p : pieces) {
+    std::string_view piece = norm.substr(p.begin, p.end - p.begin);
+    if (piece.size() == 1 || piece.size() > kCacheMaxPiece) {
+      bpe_->encode_piece(piece, out);
+      continue;
+    }
+    if (auto it = cache.map.find(piece); it != cache.map.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      continue;
+    }
+    size_t before = out.size();
+    bpe_->encode_piece(piece, out);
+    if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
+    cache.map.emplace(
+        std::string(piece),
+        std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(before), out.end()));
+  }
 }
 
 template <typename MayMatch>

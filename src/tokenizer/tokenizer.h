@@ -77,6 +77,7 @@ class Tokenizer {
                          std::vector<int32_t>& out) const;
 
   VocabData vocab_;
+  uint64_t serial_;  // distinguishes tokenizers in the per-thread piece cache
   std::unique_ptr<BpeModel> bpe_;
   std::unique_ptr<PreTokenizer> pre_;
   std::vector<std::string> bytes_;                        // [n_vocab] raw bytes per id
