@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <future>
 #include <memory>
 #include <vector>
 
+#include "core/blocks.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "io/gguf_vocab.h"
@@ -105,6 +108,61 @@ void fill(const Init& init, Rng& rng, float* out, int64_t n) {
   }
 }
 
+// Writes n_blocks random blocks of a quantised type directly: uniformly random codes, with scales
+// chosen so the weights have mean about 0 and standard deviation `std`. Much faster than drawing
+// floats and quantising them, and the result is a valid block like any other.
+void fill_random_blocks(DType type, float std, Rng& rng, uint8_t* out, int64_t n_blocks) {
+  const int64_t bytes = n_blocks * dtype_info(type).block_bytes;
+  for (int64_t i = 0; i + 8 <= bytes; i += 8) {
+    const uint64_t r = rng.next();
+    std::memcpy(out + i, &r, 8);
+  }
+  for (int64_t i = bytes & ~int64_t{7}; i < bytes; ++i) out[i] = static_cast<uint8_t>(rng.next());
+  // Standard deviations of uniform codes: 0..15 is 4.61, 0..31 is 9.23, 0..63 is 18.47, and a
+  // uniform int8 is 73.9.
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    switch (type) {
+      case DType::Q8_0: {
+        auto* blk = reinterpret_cast<BlockQ8_0*>(out) + b;
+        blk->d = f32_to_fp16(std / 73.9f);
+        break;
+      }
+      case DType::Q4_0: {
+        auto* blk = reinterpret_cast<BlockQ4_0*>(out) + b;
+        blk->d = f32_to_fp16(std / 4.61f);
+        break;
+      }
+      case DType::Q4_K:
+      case DType::Q5_K: {
+        // One scale S for all sub-blocks, mins at 63 so that dmin * 63 cancels the mean code.
+        const bool q5 = type == DType::Q5_K;
+        const int scale = 32 + static_cast<int>(rng.next() % 32);
+        const float d = std / ((q5 ? 9.23f : 4.61f) * static_cast<float>(scale));
+        const float dmin = (q5 ? 15.5f : 7.5f) * d * static_cast<float>(scale) / 63.0f;
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; ++j) {
+          sc[j] = static_cast<uint8_t>(scale);
+          m[j] = 63;
+        }
+        uint8_t* base = out + b * dtype_info(type).block_bytes;
+        uint16_t dh = f32_to_fp16(d), mh = f32_to_fp16(dmin);
+        std::memcpy(base, &dh, 2);
+        std::memcpy(base + 2, &mh, 2);
+        pack_scale_min_k4(sc, m, base + 4);
+        break;
+      }
+      case DType::Q6_K: {
+        auto* blk = reinterpret_cast<BlockQ6_K*>(out) + b;
+        for (int8_t& s : blk->scales) s = static_cast<int8_t>(96 + rng.next() % 32);
+        blk->d = f32_to_fp16(std / (18.47f * 111.5f));
+        break;
+      }
+      default:
+        MOERUN_CHECK(false);
+    }
+  }
+}
+
 uint32_t file_type_id(TypeMix mix) {
   switch (mix) {  // llama_ftype values
     case TypeMix::f32:
@@ -130,14 +188,20 @@ void generate_tensor(const SynthOptions& o, const TensorSpec& spec, DType type, 
   const int64_t cols = spec.ne[0];
   int64_t rows = 1;
   for (size_t d = 1; d < spec.ne.size(); ++d) rows *= spec.ne[d];
-  const int64_t rows_per_chunk = std::max<int64_t>(1, 65536 / cols);
+  const int64_t rows_per_chunk = std::max<int64_t>(1, (int64_t{1} << 20) / cols);
   const int64_t n_chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   const int64_t stride = row_bytes(type, cols);
   const Init init = init_for(spec, o.config);
+  const DTypeInfo& info = dtype_info(type);
+  const bool direct_blocks = info.block_elems > 1 && init.kind == Init::normal;
   pool.parallel_for(n_chunks, [&](int64_t chunk, int thread) {
     Rng rng(o.seed * 0x9e3779b97f4a7c15ull ^ (index << 32) ^ static_cast<uint64_t>(chunk));
     const int64_t r0 = chunk * rows_per_chunk;
     const int64_t r1 = std::min(rows, r0 + rows_per_chunk);
+    if (direct_blocks) {
+      fill_random_blocks(type, init.a, rng, out + r0 * stride, (r1 - r0) * cols / info.block_elems);
+      return;
+    }
     std::vector<float>& buf = scratch[static_cast<size_t>(thread)];  // [rows_per_chunk, cols] f32
     buf.resize(static_cast<size_t>(rows_per_chunk * cols));
     fill(init, rng, buf.data(), (r1 - r0) * cols);
