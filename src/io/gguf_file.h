@@ -44,6 +44,12 @@ class GgufFile {
   const GgufValue* find(const std::string& key) const;
   // The value of `key`; throws Error naming file and key when absent.
   const GgufValue& get(const std::string& key) const;
+  // The value of `key` as a non-negative integer; throws Error naming file and key otherwise.
+  uint64_t get_uint(const std::string& key) const;
+  // The value of `key` as a number; throws Error naming file and key otherwise.
+  double get_number(const std::string& key) const;
+  // The value of `key` as a string; throws Error naming file and key otherwise.
+  const std::string& get_string(const std::string& key) const;
 
   // All tensors, in file order.
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }

@@ -81,6 +81,8 @@ struct GgufValue {
   const GgufArray& as_array(const std::string& key) const;
   // Short human-readable rendering; arrays longer than `max_items` are abbreviated.
   std::string to_display(size_t max_items = 8) const;
+  // As to_display(max_items), with strings longer than `max_string_chars` bytes cut short.
+  std::string to_display(size_t max_items, size_t max_string_chars) const;
 };
 
 }  // namespace moerun
