@@ -1,0 +1,80 @@
+// What the engine needs from any architecture: sequence state, and a forward pass over a batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace moerun {
+
+class GgufFile;
+class ThreadPool;
+class MoeDispatcher;
+
+// Facts about a loaded model that front ends and the engine use.
+struct ModelInfo {
+  std::string architecture;  // "qwen3next" or "qwen3moe"
+  std::string name;          // general.name, or the file name
+  int64_t vocab = 0;         // rows of the output matrix (logits per token)
+  int64_t context_length = 0;
+  int64_t n_layers = 0;
+  int64_t n_experts = 0;
+  int64_t n_experts_used = 0;
+};
+
+// One conversation's model state: KV caches, conv and recurrent states, and its position.
+class SequenceState {
+ public:
+  virtual ~SequenceState() = default;
+  // Tokens processed so far (the position of the next token).
+  virtual int64_t position() const = 0;
+  // Most tokens this state can hold.
+  virtual int64_t capacity() const = 0;
+  // Forgets everything (position 0), keeping the allocation.
+  virtual void reset() = 0;
+  // Bytes of memory the state holds.
+  virtual int64_t bytes() const = 0;
+};
+
+// Tokens of one or more sequences processed together. The tokens of one sequence are contiguous
+// and in order; each is placed at its sequence's next position.
+struct Batch {
+  std::vector<int32_t> tokens;       // [n] token ids
+  std::vector<int32_t> sequence;     // [n] index into the `states` span given to forward()
+  std::vector<uint8_t> want_logits;  // [n] 1 where logits are wanted (e.g. each sequence's last)
+
+  // Appends `count` tokens of sequence `seq`, asking logits for the last one only when `logits`.
+  void add(std::span<const int32_t> ids, int32_t seq, bool logits_for_last);
+  // Number of tokens.
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+// A loaded model. forward() is not thread-safe: one engine thread drives it.
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  // Architecture, vocabulary and context facts.
+  virtual const ModelInfo& info() const = 0;
+  // A fresh state for up to `max_tokens` tokens (at most the model's context length).
+  virtual std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const = 0;
+  // Runs the batch, advancing each state; writes logits [n_wanted, vocab] f32, one row per token
+  // with want_logits set, in batch order. Throws Error (state unchanged) when a sequence would
+  // exceed its capacity or a token id is out of range.
+  virtual void forward(const Batch& batch, std::span<SequenceState* const> states,
+                       float* logits) = 0;
+};
+
+// How a model runs: the CPU thread pool and, optionally, who computes the routed experts.
+struct ModelOptions {
+  ThreadPool* pool = nullptr;        // required
+  MoeDispatcher* experts = nullptr;  // null: the model's own CPU dispatcher
+};
+
+// Loads the architecture `file` declares (qwen3next, qwen3moe); throws Error naming what is
+// unsupported, missing or mis-shaped. The file must outlive the model (weights are views into it).
+std::unique_ptr<LanguageModel> load_language_model(const GgufFile& file,
+                                                   const ModelOptions& options);
+
+}  // namespace moerun
