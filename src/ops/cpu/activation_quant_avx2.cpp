@@ -31,18 +31,12 @@ void quantize32(const float* x, __m256 id, int8_t* q, int16_t* sums) {
 
 }  // namespace
 
-QuantizedActivations quantize_activations_avx2(const float* x, int64_t n_tokens, int64_t cols,
-                                               int64_t block, ActivationBuffer& buf) {
+void quantize_blocks_avx2(const float* x, int64_t cols, int64_t block, int64_t t_begin,
+                          int64_t t_end, int8_t* q, float* d, int16_t* sums) {
   MOERUN_CHECK(block > 0 && block % 32 == 0 && cols % block == 0);
   const int64_t n_blocks = cols / block;
-  const size_t n_q = static_cast<size_t>(n_tokens * cols);
-  if (buf.q.size() < n_q) buf.q.resize(n_q);
-  if (buf.d.size() < static_cast<size_t>(n_tokens * n_blocks)) {
-    buf.d.resize(static_cast<size_t>(n_tokens * n_blocks));
-  }
-  if (buf.sums.size() < n_q / kSumGroup) buf.sums.resize(n_q / kSumGroup);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  for (int64_t i = 0; i < n_tokens * n_blocks; ++i) {
+  for (int64_t i = t_begin * n_blocks; i < t_end * n_blocks; ++i) {
     const float* xb = x + i * block;
     __m256 m = _mm256_setzero_ps();
     for (int64_t j = 0; j < block; j += 8) {
@@ -51,15 +45,25 @@ QuantizedActivations quantize_activations_avx2(const float* x, int64_t n_tokens,
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float d = _mm_cvtss_f32(m4) / 127.0f;
-    const float id = d > 0.0f ? 1.0f / d : 0.0f;
-    buf.d[static_cast<size_t>(i)] = d;
+    const float dv = _mm_cvtss_f32(m4) / 127.0f;
+    const float id = dv > 0.0f ? 1.0f / dv : 0.0f;
+    d[i] = dv;
     for (int64_t j = 0; j < block; j += 32) {
-      quantize32(xb + j, _mm256_set1_ps(id), buf.q.data() + i * block + j,
-                 buf.sums.data() + (i * block + j) / kSumGroup);
+      quantize32(xb + j, _mm256_set1_ps(id), q + i * block + j, sums + (i * block + j) / kSumGroup);
     }
   }
-  return QuantizedActivations{block, buf.q.data(), buf.d.data(), buf.sums.data()};
+}
+
+QuantizedActivations quantize_activations_avx2(const float* x, int64_t n_tokens, int64_t cols,
+                                               int64_t block, ActivationBuffer& buf) {
+  MOERUN_CHECK(block > 0 && block % 32 == 0 && cols % block == 0);
+  const size_t n_q = static_cast<size_t>(n_tokens * cols);
+  if (buf.q.size() < n_q) buf.q.resize(n_q);
+  if (buf.d.size() < n_q / static_cast<size_t>(block)) buf.d.resize(n_q / block);
+  if (buf.sums.size() < n_q / kSumGroup) buf.sums.resize(n_q / kSumGroup);
+  quantize_blocks_avx2(x, cols, block, 0, n_tokens, buf.q.data(), buf.d.data(), buf.sums.data());
+  return QuantizedActivations{block,   buf.q.data(), buf.d.data(), buf.sums.data(), nullptr,
+                              nullptr, cols,         cols / block, cols / kSumGroup};
 }
 
 }  // namespace moerun::cpu_matmul

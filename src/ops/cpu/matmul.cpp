@@ -27,22 +27,25 @@ bool isa_supported(CpuIsa isa) {
   return false;
 }
 
-// Activation storage of the calling thread (matmul quantizes once per call, on the caller).
-ActivationBuffer& thread_activation_buffer() {
-  thread_local ActivationBuffer buf;
-  return buf;
-}
+}  // namespace
 
-// Fills args.xq when the kernel of (type, isa) reads quantized activations.
-void prepare_activations(KernelArgs& args, CpuIsa resolved) {
-  const int64_t block = activation_block(args.w.type, resolved);
-  if (block > 0) {
-    args.xq =
-        quantize_activations(args.x, args.n_tokens, args.w.cols, block, thread_activation_buffer());
+ActLayout activation_layout(DType type, CpuIsa isa) {
+  if (isa == CpuIsa::scalar) return ActLayout::f32;
+  const bool wide = isa == CpuIsa::avx512;
+  switch (type) {
+    case DType::Q8_0:
+      return wide ? ActLayout::q8_0x2 : ActLayout::blocks32;
+    case DType::Q4_0:
+      return wide ? ActLayout::q4_0x4 : ActLayout::blocks32;
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return wide ? ActLayout::k_perm : ActLayout::blocks256;
+    case DType::Q6_K:
+      return wide ? ActLayout::k_natural : ActLayout::blocks256;
+    default:
+      return ActLayout::f32;
   }
 }
-
-}  // namespace
 
 int64_t activation_block(DType type, CpuIsa isa) {
   if (isa == CpuIsa::scalar) return 0;
@@ -125,40 +128,25 @@ std::string_view cpu_isa_name(CpuIsa isa) {
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool,
             CpuIsa isa) {
-  using namespace cpu_matmul;
-  const CpuIsa resolved = resolve_isa(isa);
-  const RowsKernel kernel = select_kernel(w, resolved);
-  if (n_tokens < 0) fail("matmul: negative token count {}", n_tokens);
-  if (n_tokens == 0 || w.rows == 0) return;
-  KernelArgs args{w, x, {}, n_tokens, y};
-  prepare_activations(args, resolved);
-  const int n_threads = pool == nullptr ? 1 : pool->size();
-  // Contiguous slices of whole rows, at least 16 rows each so tiny matrices do not fan out.
-  const int64_t n_slices = std::clamp<int64_t>(w.rows / 16, 1, n_threads);
-  if (n_slices == 1) {
-    kernel(args, 0, w.rows);
-    return;
-  }
-  pool->parallel_for(n_slices, [&](int64_t slice, int) {
-    const int64_t begin = w.rows * slice / n_slices;
-    const int64_t end = w.rows * (slice + 1) / n_slices;
-    if (begin < end) kernel(args, begin, end);
-  });
+  thread_local MatmulWorkspace ws;
+  const MatmulJob job{w, x, n_tokens, y};
+  matmul_batch(std::span<const MatmulJob>(&job, 1), pool, ws, isa);
 }
 
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
                  int64_t row_begin, int64_t row_end, CpuIsa isa) {
   using namespace cpu_matmul;
   const CpuIsa resolved = resolve_isa(isa);
-  const RowsKernel kernel = select_kernel(w, resolved);
-  if (n_tokens < 0) fail("matmul: negative token count {}", n_tokens);
+  select_kernel(w, resolved);
   if (row_begin < 0 || row_begin > row_end || row_end > w.rows) {
     fail("matmul_rows: bad row range [{}, {}) of {} rows", row_begin, row_end, w.rows);
   }
+  thread_local MatmulWorkspace ws;
+  const MatmulJob job{w, x, n_tokens, y};
+  MatmulWorkspace::Impl& impl = ws.impl();
+  prepare_batch(std::span<const MatmulJob>(&job, 1), nullptr, impl, resolved);
   if (n_tokens == 0 || row_begin == row_end) return;
-  KernelArgs args{w, x, {}, n_tokens, y};
-  prepare_activations(args, resolved);
-  kernel(args, row_begin, row_end);
+  impl.kernels[0](impl.args[0], row_begin, row_end);
 }
 
 }  // namespace moerun
