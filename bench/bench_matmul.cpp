@@ -1,7 +1,8 @@
 // CPU matmul throughput against the machine's measured memory read bandwidth.
 //
 // First measures the read bandwidth of the pool's threads, then runs every weight format on
-// expert-sized matrices (2048x512 and 512x2048), cycling through enough distinct matrices (at
+// expert-sized matrices (2048x512 and 512x2048) one matmul call each, and as one MoE layer's 10
+// experts (30 matrices) in one matmul_batch call, cycling through enough distinct matrices (at
 // least 512 MiB, several times any last-level cache) that weights always come from DRAM.
 // Threads: --threads=N or MOERUN_THREADS (default: physical cores); path: MOERUN_ISA
 // (scalar|avx2|avx512, default the widest).
@@ -81,9 +82,13 @@ void fill_arena(DType type, int64_t cols) {
   g_arena.cols = cols;
 }
 
+// Rows of this many columns fill the arena; every format's rows are whole blocks, so the arena
+// also reads as valid rows of any multiple of it (2048 columns).
+constexpr int64_t kFillCols = 512;
+
 void BM_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) {
   const int64_t n_tokens = state.range(0);
-  fill_arena(type, cols);
+  fill_arena(type, kFillCols);
   const int64_t matrix_bytes = rows * row_bytes(type, cols);
   const int64_t n_matrices = static_cast<int64_t>(g_arena_bytes) / matrix_bytes;
   std::vector<float> x(static_cast<size_t>(n_tokens * cols), 0.5f);  // [n_tokens, cols]
@@ -102,6 +107,51 @@ void BM_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) 
   state.counters["of_read_bw"] =
       benchmark::Counter(bytes / g_read_bw, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["matrices"] = static_cast<double>(n_matrices);
+}
+
+// One MoE layer's routed experts in one matmul_batch call: 10 experts, each gate and up
+// [512 x 2048] on the shared input and down [2048 x 512] on its own input: 30 jobs, cycling
+// through distinct experts of the arena so that weights come from DRAM.
+void BM_matmul_batch(benchmark::State& state, DType type) {
+  constexpr int kExperts = 10;
+  constexpr int64_t kHidden = 2048, kInter = 512;
+  const int64_t n_tokens = state.range(0);
+  fill_arena(type, kFillCols);
+  const int64_t proj_bytes = kInter * row_bytes(type, kHidden);  // gate, up and down alike
+  const int64_t expert_bytes = 3 * proj_bytes;
+  const int64_t n_arena_experts = static_cast<int64_t>(g_arena_bytes) / expert_bytes;
+  std::vector<float> x(static_cast<size_t>(n_tokens * kHidden), 0.5f);  // [n_tokens, 2048]
+  std::vector<float> x_down(static_cast<size_t>(kExperts * n_tokens * kInter), 0.25f);
+  std::vector<float> y(static_cast<size_t>(kExperts * 3 * n_tokens * kHidden));
+  std::vector<MatmulJob> jobs(3 * kExperts);
+  MatmulWorkspace ws;
+  int64_t call = 0;
+  for (auto _ : state) {
+    for (int e = 0; e < kExperts; ++e) {
+      const uint8_t* w =
+          g_arena.data.get() + ((call * kExperts + e) % n_arena_experts) * expert_bytes;
+      float* ye = y.data() + static_cast<size_t>(e * 3 * n_tokens * kHidden);
+      const int64_t rb_h = row_bytes(type, kHidden), rb_i = row_bytes(type, kInter);
+      jobs[3 * e] = {{type, kInter, kHidden, rb_h, w}, x.data(), n_tokens, ye};
+      jobs[3 * e + 1] = {{type, kInter, kHidden, rb_h, w + proj_bytes},
+                         x.data(),
+                         n_tokens,
+                         ye + n_tokens * kInter};
+      jobs[3 * e + 2] = {{type, kHidden, kInter, rb_i, w + 2 * proj_bytes},
+                         x_down.data() + e * n_tokens * kInter,
+                         n_tokens,
+                         ye + 2 * n_tokens * kInter};
+    }
+    matmul_batch(jobs, g_pool, ws, g_isa);
+    benchmark::DoNotOptimize(y.data());
+    ++call;
+  }
+  const double bytes = static_cast<double>(kExperts * expert_bytes);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["of_read_bw"] =
+      benchmark::Counter(bytes / g_read_bw, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["experts"] = static_cast<double>(n_arena_experts);
 }
 
 // Latency of one parallel_for with empty tasks (the engine calls it ~100 times per token).
@@ -200,6 +250,15 @@ int main(int argc, char** argv) {
           ->MinTime(0.3)
           ->UseRealTime();
     }
+  }
+  for (const auto& [type, name] : formats) {
+    benchmark::RegisterBenchmark((std::string("batch/") + name + "/10experts").c_str(),
+                                 BM_matmul_batch, type)
+        ->ArgName("tokens")
+        ->Arg(1)
+        ->Arg(8)
+        ->MinTime(0.3)
+        ->UseRealTime();
   }
   benchmark::RegisterBenchmark("parallel_for_dispatch", BM_parallel_for_dispatch)->MinTime(0.2);
 

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -297,6 +299,84 @@ TEST(Matmul, Avx2ActivationQuantizationEqualsScalar) {
       ASSERT_LE(std::fabs(d * qa.q[j] - x[static_cast<size_t>(j)]), d / 2 * 1.0001f + 1e-30f);
     }
   }
+}
+
+// Many jobs of every format, mixed shapes and token counts, shared and distinct inputs, empty jobs:
+// matmul_batch gives bitwise the results of separate matmul calls, on one thread or a pool, and a
+// reused workspace gives the same results for a smaller batch afterwards.
+TEST(Matmul, BatchEqualsSeparateCalls) {
+  ThreadPool pool(3);
+  struct Spec {
+    DType type;
+    int64_t rows, cols, n_tokens;
+    int input;  // jobs with the same input index (and cols, tokens) share x
+  };
+  std::vector<Spec> specs;
+  int k = 0;
+  for (DType type : kFormats) {
+    specs.push_back({type, 64, 512, 5, 0});  // shares input 0 with other formats
+    specs.push_back({type, 37, 512, 5, 0});  // odd rows, same input
+    specs.push_back({type, 256, 2048, 1, 100 + k});
+    specs.push_back({type, 0, 512, 3, 200 + k});  // no rows
+    specs.push_back({type, 8, 512, 0, 300 + k});  // no tokens
+    specs.push_back({type, 21, 256, 13, 400 + k});
+    ++k;
+  }
+  specs.push_back({DType::Q4_K, 64, 2048, 64, 500});  // large enough to quantize in parallel
+  specs.push_back({DType::Q8_0, 40, 2048, 64, 500});
+  std::map<int, std::vector<float>> inputs;
+  for (const Spec& sp : specs) {
+    auto& x = inputs[sp.input];
+    if (x.empty())
+      x = random_activations(std::max<int64_t>(1, sp.n_tokens) * sp.cols, sp.input + 7);
+  }
+  std::vector<TestMatrix> mats;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    mats.push_back(
+        make_matrix(specs[i].type, specs[i].rows, specs[i].cols, static_cast<uint32_t>(i)));
+  }
+  for (CpuIsa isa : supported_paths()) {
+    std::vector<std::vector<float>> want(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      want[i].assign(static_cast<size_t>(specs[i].rows * specs[i].n_tokens), NAN);
+      matmul(mats[i].view(), inputs[specs[i].input].data(), specs[i].n_tokens, want[i].data(),
+             nullptr, isa);
+    }
+    MatmulWorkspace ws;
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool, &pool}) {
+      std::vector<std::vector<float>> got(specs.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < specs.size(); ++i) {
+        got[i].assign(want[i].size(), NAN);
+        jobs.push_back(
+            {mats[i].view(), inputs[specs[i].input].data(), specs[i].n_tokens, got[i].data()});
+      }
+      matmul_batch(jobs, p, ws, isa);
+      for (size_t i = 0; i < specs.size(); ++i) {
+        EXPECT_EQ(std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(float)), 0)
+            << cpu_isa_name(isa) << " job " << i << " " << dtype_name(specs[i].type);
+      }
+    }
+    // A smaller batch on the same workspace afterwards.
+    std::vector<float> y(want[2].size(), NAN);
+    const MatmulJob one{mats[2].view(), inputs[specs[2].input].data(), specs[2].n_tokens, y.data()};
+    matmul_batch(std::span<const MatmulJob>(&one, 1), &pool, ws, isa);
+    EXPECT_EQ(std::memcmp(y.data(), want[2].data(), y.size() * sizeof(float)), 0);
+    matmul_batch({}, &pool, ws, isa);  // no jobs at all
+  }
+}
+
+TEST(Matmul, BatchRejectsBadJobs) {
+  const TestMatrix m = make_matrix(DType::Q4_K, 4, 256, 1);
+  std::vector<float> x(256), y(4);
+  MatmulWorkspace ws;
+  MatmulJob job{m.view(), x.data(), -1, y.data()};
+  EXPECT_THROW(matmul_batch(std::span<const MatmulJob>(&job, 1), nullptr, ws), Error);
+  job = {m.view(), nullptr, 1, y.data()};
+  EXPECT_THROW(matmul_batch(std::span<const MatmulJob>(&job, 1), nullptr, ws), Error);
+  job = {m.view(), x.data(), 1, y.data()};
+  job.w.cols = 100;
+  EXPECT_THROW(matmul_batch(std::span<const MatmulJob>(&job, 1), nullptr, ws), Error);
 }
 
 TEST(Matmul, BestIsTheWidestSupportedPath) {

@@ -25,7 +25,8 @@ __m512i load512(const void* p) {
 struct DotQ8_0 {
   // Adds blocks b[0], b[1] (64 weights at activation offset 64 * g) into acc.
   template <int NT>
-  static void step(const BlockQ8_0* b, const KernelArgs& a, int64_t t0, int64_t g, __m512* acc) {
+  [[gnu::always_inline]] static inline void step(const BlockQ8_0* b, const KernelArgs& a,
+                                                 int64_t t0, int64_t g, __m512* acc) {
     const __m512i z = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs))),
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), 1);
@@ -36,7 +37,7 @@ struct DotQ8_0 {
                                                    0x00110011, 0, 0, 0, 0, 0, 0, 0, 0),
                                  load512(b));
     const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(dsel));
-    const QuantizedActivations& xq = a.xq;
+    const QuantizedActivations xq = a.xq;  // a copy: stores to acc cannot alias it
     for (int t = 0; t < NT; ++t) {
       const int64_t xt = t0 + t;
       const __m512i p = _mm512_dpbusd_epi32(load512(xq.init + xt * xq.aux_stride + 16 * g), wu,
@@ -66,7 +67,8 @@ struct DotQ8_0 {
 // vpdpbusd against activations laid out to match, started from -8 * sum(x) per block.
 struct DotQ4_0 {
   template <int NT>
-  static void step(const BlockQ4_0* b, const KernelArgs& a, int64_t t0, int64_t g, __m512* acc) {
+  [[gnu::always_inline]] static inline void step(const BlockQ4_0* b, const KernelArgs& a,
+                                                 int64_t t0, int64_t g, __m512* acc) {
     __m512i z = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs)));
     z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)), 1);
     z = _mm512_inserti32x4(z, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[2].qs)), 2);
@@ -80,7 +82,7 @@ struct DotQ4_0 {
                           0x001b001b, 0, 0, 0, 0, 0, 0, 0, 0),
         load512(b));
     const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(dsel));
-    const QuantizedActivations& xq = a.xq;
+    const QuantizedActivations xq = a.xq;  // a copy: stores to acc cannot alias it
     for (int t = 0; t < NT; ++t) {
       const int64_t xt = t0 + t;
       const int8_t* x = xq.q + xt * xq.q_stride + 128 * g;
@@ -133,9 +135,10 @@ __m512i spread2(int i, int j) {
 
 // Adds isum(t) = sum_c madd(maddubs(w[c], x[64c..]), s[c]) times d * dx, minus mins . fsums.
 template <int NT>
-void k_block_tokens(const __m512i* w, const __m512i* s, __m512 d, __m512 mins, const KernelArgs& a,
-                    int64_t t0, int64_t b, __m512* acc) {
-  const QuantizedActivations& xq = a.xq;
+[[gnu::always_inline]] inline void k_block_tokens(const __m512i* w, const __m512i* s, __m512 d,
+                                                  __m512 mins, const KernelArgs& a, int64_t t0,
+                                                  int64_t b, __m512* acc) {
+  const QuantizedActivations xq = a.xq;  // a copy: stores to acc cannot alias it
   for (int t = 0; t < NT; ++t) {
     const int64_t xt = t0 + t;
     const int8_t* x = xq.q + xt * xq.q_stride + 256 * b;
