@@ -31,7 +31,7 @@ ActSizes act_sizes(ActLayout layout, int64_t cols) {
       return {p, p / 8, p / 8, 4};
     }
     case ActLayout::k_perm:
-    case ActLayout::k_natural:
+    case ActLayout::k6_perm:
       return {cols, cols / 256, cols / kSumGroup, 4};
   }
   return {};
@@ -104,7 +104,7 @@ QuantizedActivations quantize_into(ActLayout layout, const float* x, int64_t col
       qa.init = static_cast<int32_t*>(s.aux);
       break;
     case ActLayout::k_perm:
-    case ActLayout::k_natural:
+    case ActLayout::k6_perm:
       qa.block = 256;
       qa.fsums = static_cast<float*>(s.aux);
       break;

@@ -41,7 +41,7 @@ ActLayout activation_layout(DType type, CpuIsa isa) {
     case DType::Q5_K:
       return wide ? ActLayout::k_perm : ActLayout::blocks256;
     case DType::Q6_K:
-      return wide ? ActLayout::k_natural : ActLayout::blocks256;
+      return wide ? ActLayout::k6_perm : ActLayout::blocks256;
     default:
       return ActLayout::f32;
   }

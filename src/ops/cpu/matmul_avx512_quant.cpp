@@ -127,25 +127,34 @@ __m128i unpack_scales_k4(const uint8_t* scales) {
   return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
 
-// Word-permutation indices that spread scale i over words 0-15 and scale j over words 16-31.
-__m512i spread2(int i, int j) {
-  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(i)),
-                            _mm256_set1_epi16(static_cast<short>(j)), 1);
+// Word-permutation indices: word k takes word base + k / 4 (one qword per sub-block).
+__m512i spread_qwords(int base) {
+  alignas(64) int16_t idx[32];
+  for (int k = 0; k < 32; ++k) idx[k] = static_cast<int16_t>(base + k / 4);
+  return _mm512_load_si512(idx);
 }
 
-// Adds isum(t) = sum_c madd(maddubs(w[c], x[64c..]), s[c]) times d * dx, minus mins . fsums.
-template <int NT>
-[[gnu::always_inline]] inline void k_block_tokens(const __m512i* w, const __m512i* s, __m512 d,
+// Per token: isum = madd(sum of maddubs(v[0..1], x), s[0]) + madd(sum of maddubs(v[2..3]), s[1])
+// (one scale vector when kOneScale: all four products share it), then acc += isum * d * dx minus
+// mins . fsums. The weights v are ordered so that word k of every v[i] has the same scale.
+template <int NT, bool kOneScale>
+[[gnu::always_inline]] inline void k_block_tokens(const __m512i* v, const __m512i* s, __m512 d,
                                                   __m512 mins, const KernelArgs& a, int64_t t0,
                                                   int64_t b, __m512* acc) {
   const QuantizedActivations xq = a.xq;  // a copy: stores to acc cannot alias it
   for (int t = 0; t < NT; ++t) {
     const int64_t xt = t0 + t;
     const int8_t* x = xq.q + xt * xq.q_stride + 256 * b;
-    __m512i i = _mm512_madd_epi16(_mm512_maddubs_epi16(w[0], load512(x)), s[0]);
-    i = _mm512_dpwssd_epi32(i, _mm512_maddubs_epi16(w[1], load512(x + 64)), s[1]);
-    i = _mm512_dpwssd_epi32(i, _mm512_maddubs_epi16(w[2], load512(x + 128)), s[2]);
-    i = _mm512_dpwssd_epi32(i, _mm512_maddubs_epi16(w[3], load512(x + 192)), s[3]);
+    const __m512i p01 = _mm512_add_epi16(_mm512_maddubs_epi16(v[0], load512(x)),
+                                         _mm512_maddubs_epi16(v[1], load512(x + 64)));
+    const __m512i p23 = _mm512_add_epi16(_mm512_maddubs_epi16(v[2], load512(x + 128)),
+                                         _mm512_maddubs_epi16(v[3], load512(x + 192)));
+    __m512i i;
+    if constexpr (kOneScale) {
+      i = _mm512_madd_epi16(_mm512_add_epi16(p01, p23), s[0]);
+    } else {
+      i = _mm512_dpwssd_epi32(_mm512_madd_epi16(p01, s[0]), p23, s[1]);
+    }
     const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(xq.d[xt * xq.d_stride + b]));
     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), dd, acc[t]);
     acc[t] =
@@ -154,7 +163,9 @@ template <int NT>
 }
 
 // Q4_K / Q5_K: 64 bytes of quants give sub-blocks [0|2] (low nibbles) and [1|3] (high), the next
-// 64 [4|6] and [5|7], matching the k_perm activation order.
+// 64 [4|6] and [5|7]; two qword permutes and a lane shuffle per pair regroup them so that qword s
+// of every vector belongs to sub-block s (the k_perm activation order). The four products of a
+// token then add up in 16 bits (|sum| <= 4 * 2 * 31 * 127 < 2^15) under one scale vector.
 template <bool kFifthBit>
 struct DotQ45_K {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
@@ -165,14 +176,14 @@ struct DotQ45_K {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i idx_a = _mm512_setr_epi64(0, 8, 4, 12, 1, 9, 5, 13);
+    const __m512i idx_b = _mm512_setr_epi64(2, 10, 6, 14, 3, 11, 7, 15);
+    const __m512i spread = spread_qwords(0);
     for (int64_t b = 0; b < nb; ++b) {
       const Block& k = blk[b];
       const __m128i sm = unpack_scales_k4(k.scales);
-      const __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
-      const __m512i s[4] = {_mm512_permutexvar_epi16(spread2(0, 2), s16),
-                            _mm512_permutexvar_epi16(spread2(1, 3), s16),
-                            _mm512_permutexvar_epi16(spread2(4, 6), s16),
-                            _mm512_permutexvar_epi16(spread2(5, 7), s16)};
+      const __m512i s[1] = {
+          _mm512_permutexvar_epi16(spread, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm)))};
       // Mins per 16 quants: m0 m0 m1 m1 ... m7 m7, times dmin.
       const __m512i m16 = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(
           sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
@@ -194,14 +205,23 @@ struct DotQ45_K {
         w[2] = _mm512_ternarylogic_epi32(w[2], _mm512_slli_epi16(h4, 4), bit, 0xf8);
         w[3] = _mm512_ternarylogic_epi32(w[3], _mm512_slli_epi16(h4, 3), bit, 0xf8);
       }
-      k_block_tokens<NT>(w, s, d, mins, a, t0, b, acc);
+      // x0 = qword 0 of sub-blocks 0-3 and qword 1 of them; y0 qwords 2, 3; x1, y1 for 4-7.
+      const __m512i x0 = _mm512_permutex2var_epi64(w[0], idx_a, w[1]);
+      const __m512i y0 = _mm512_permutex2var_epi64(w[0], idx_b, w[1]);
+      const __m512i x1 = _mm512_permutex2var_epi64(w[2], idx_a, w[3]);
+      const __m512i y1 = _mm512_permutex2var_epi64(w[2], idx_b, w[3]);
+      const __m512i v[4] = {_mm512_shuffle_i64x2(x0, x1, 0x44), _mm512_shuffle_i64x2(x0, x1, 0xee),
+                            _mm512_shuffle_i64x2(y0, y1, 0x44), _mm512_shuffle_i64x2(y0, y1, 0xee)};
+      k_block_tokens<NT, true>(v, s, d, mins, a, t0, b, acc);
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
   }
 };
 
-// Q6_K: 64 bytes of ql and 32 of qh give weights 128h..128h+63 and 128h+64..128h+127 in natural
-// order; unsigned 6-bit quants, minus 32 * scale * sum(x) per 16 through the float sums.
+// Q6_K: 64 bytes of ql and 32 of qh give weights 128h..128h+63 and 128h+64..128h+127; qword
+// permutes regroup them (k6_perm order) so that qword s of the first two vectors is sub-block s
+// (of 16) and of the last two sub-block 8 + s: pairs add up in 16 bits (2 * 2 * 63 * 127 < 2^15).
+// Unsigned 6-bit quants, minus 32 * scale * sum(x) per 16 through the float sums.
 struct DotQ6_K {
   template <int NT>
   static void run(const uint8_t* row, const KernelArgs& a, int64_t t0, __m512* out) {
@@ -211,22 +231,15 @@ struct DotQ6_K {
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    const __m512i spread_lo = spread_qwords(0), spread_hi = spread_qwords(8);
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& k = blk[b];
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.scales));
       const __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
-      // Word i of w[c] covers quants 64c + 2i, +1: scale 4c + i / 8.
-      __m512i s[4];
-      for (int c = 0; c < 4; ++c) {
-        s[c] = _mm512_permutexvar_epi16(
-            _mm512_inserti64x4(_mm512_castsi256_si512(
-                                   _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(4 * c + 1)),
-                                                    _mm_set1_epi16(static_cast<short>(4 * c)))),
-                               _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(4 * c + 3)),
-                                                _mm_set1_epi16(static_cast<short>(4 * c + 2))),
-                               1),
-            s16);
-      }
+      const __m512i s[2] = {_mm512_permutexvar_epi16(spread_lo, s16),
+                            _mm512_permutexvar_epi16(spread_hi, s16)};
       const float d = _cvtsh_ss(k.d);
       const __m512 corr =
           _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)), _mm512_set1_ps(32.0f * d));
@@ -241,7 +254,10 @@ struct DotQ6_K {
         w[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
                                        _mm512_and_si512(hh, m30));
       }
-      k_block_tokens<NT>(w, s, _mm512_set1_ps(d), corr, a, t0, b, acc);
+      const __m512i v[4] = {
+          _mm512_permutex2var_epi64(w[0], even, w[1]), _mm512_permutex2var_epi64(w[0], odd, w[1]),
+          _mm512_permutex2var_epi64(w[2], even, w[3]), _mm512_permutex2var_epi64(w[2], odd, w[3])};
+      k_block_tokens<NT, false>(v, s, _mm512_set1_ps(d), corr, a, t0, b, acc);
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
   }

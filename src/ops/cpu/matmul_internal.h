@@ -20,9 +20,9 @@ enum class ActLayout : uint8_t {
   blocks256,  // the same with blocks of 256 (AVX2 K formats)
   q8_0x2,     // AVX-512 Q8_0: natural order, per 64 values 16 scales and 16 int32 corrections
   q4_0x4,     // AVX-512 Q4_0: per 128 values halves of 4 blocks interleaved, 16 scales, 16 corrs
-  k_perm,     // AVX-512 Q4_K/Q5_K: 256-blocks, sub-blocks ordered 0 2 1 3 4 6 5 7; d per 256,
-              // float sums d * sum(q) per 16 (natural order)
-  k_natural,  // AVX-512 Q6_K: as k_perm in natural order
+  k_perm,     // AVX-512 Q4_K/Q5_K: 256-blocks, qword i of sub-block s (of 32) at qword 8i + s;
+              // d per 256, float sums d * sum(q) per 16 (natural order)
+  k6_perm,  // AVX-512 Q6_K: as k_perm, qword h of sub-block s (of 16) at 8 (2 (s / 8) + h) + s % 8
 };
 
 // Activations quantized to 8 bits; x[t][j] ~= d[t][block(j)] * q[t][pos(j)] (layout-specific).
@@ -86,7 +86,7 @@ void quantize_blocks(const float* x, int64_t cols, int64_t block, int64_t t_begi
 // The same with AVX2 (bitwise equal results); needs an AVX2 CPU and block a multiple of 32.
 void quantize_blocks_avx2(const float* x, int64_t cols, int64_t block, int64_t t_begin,
                           int64_t t_end, int8_t* q, float* d, int16_t* sums);
-// AVX-512 layouts (q8_0x2, q4_0x4, k_perm, k_natural); needs an AVX-512 BW CPU.
+// AVX-512 layouts (q8_0x2, q4_0x4, k_perm, k6_perm); needs an AVX-512 BW CPU.
 void quantize_avx512(ActLayout layout, const float* x, int64_t cols, int64_t t_begin, int64_t t_end,
                      const ActStorage& s);
 
