@@ -109,8 +109,8 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
     if (d > 0) overflow = overflow || __builtin_mul_overflow(nbytes, ne[d], &nbytes);
   }
   const uint64_t offset = align_up(data_size_, alignment_);
-  if (overflow ||
-      static_cast<uint64_t>(nbytes) > std::numeric_limits<uint64_t>::max() / 2 - offset) {
+  constexpr auto kLimit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (overflow || offset > kLimit || static_cast<uint64_t>(nbytes) > kLimit - offset) {
     fail("{}: tensor '{}' is too large", path_, name);
   }
   tensors_.push_back({name, type, ne, offset, static_cast<uint64_t>(nbytes)});
