@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer_json.h"
 
 namespace moerun {
 namespace {
@@ -116,7 +117,10 @@ VocabData load_hf_vocab(const std::string& dir, int64_t pad_to) {
   const std::string tok_path = dir + "/tokenizer.json";
   const std::string cfg_path = dir + "/tokenizer_config.json";
   const std::string model_cfg_path = dir + "/config.json";
-  json tj = parse_json_file(tok_path);
+  const std::string tok_text = read_whole_file(tok_path);
+  TokenizerJson parsed = parse_tokenizer_json(tok_text, tok_path);
+  const json& tj = parsed.rest;
+  if (!tj.is_object()) fail("{}: top level is not a JSON object", tok_path);
 
   VocabData v;
   v.model = "gpt2";
@@ -125,19 +129,15 @@ VocabData load_hf_vocab(const std::string& dir, int64_t pad_to) {
   // Vocabulary of the BPE model plus added tokens, by id.
   auto mit = tj.find("model");
   if (mit == tj.end() || !mit->is_object()) fail("{}: missing object 'model'", tok_path);
-  auto vit = mit->find("vocab");
-  if (vit == mit->end() || !vit->is_object()) fail("{}: missing object 'model.vocab'", tok_path);
+  if (!parsed.has_vocab) fail("{}: missing object 'model.vocab'", tok_path);
   constexpr int64_t kMaxVocab = 1 << 24;
   std::unordered_map<int64_t, std::string> by_id;
-  by_id.reserve(vit->size() + 64);
+  by_id.reserve(parsed.vocab.size() + 64);
   std::unordered_map<int64_t, bool> added_special;  // id -> special flag of an added token
   int64_t n = 0;
-  for (auto it = vit->begin(); it != vit->end(); ++it) {
-    if (!it.value().is_number_integer())
-      fail("{}: vocab entry {} has a non-integer id", tok_path, json(it.key()).dump());
-    int64_t id = it.value().get<int64_t>();
+  for (auto& [token, id] : parsed.vocab) {
     if (id < 0 || id >= kMaxVocab) fail("{}: vocab id {} out of range", tok_path, id);
-    auto [pos, inserted] = by_id.emplace(id, it.key());
+    auto [pos, inserted] = by_id.emplace(id, std::move(token));
     if (!inserted) fail("{}: vocab id {} used by two tokens", tok_path, id);
     n = std::max(n, id + 1);
   }
@@ -181,22 +181,11 @@ VocabData load_hf_vocab(const std::string& dir, int64_t pad_to) {
     }
   }
 
-  // Merges: "a b" strings or ["a", "b"] arrays.
-  if (auto mg = mit->find("merges"); mg != mit->end() && !mg->is_null()) {
-    if (!mg->is_array()) fail("{}: 'model.merges' is not an array", tok_path);
-    v.merges.reserve(mg->size());
-    for (const json& m : *mg) {
-      if (m.is_string()) {
-        const auto& s = m.get_ref<const std::string&>();
-        if (s.find(' ') == std::string::npos)
-          fail("{}: merge {} has no space between its two parts", tok_path, m.dump());
-        v.merges.push_back(s);
-      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        v.merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
-      } else {
-        fail("{}: merge {} is neither \"a b\" nor [\"a\", \"b\"]", tok_path, m.dump());
-      }
-    }
+  // Merges: "a b" strings or ["a", "b"] arrays (the reader accepts both).
+  if (parsed.has_merges) {
+    v.merges = std::move(parsed.merges);
+  } else if (auto mg = mit->find("merges"); mg != mit->end() && !mg->is_null()) {
+    fail("{}: merge list 'model.merges' is not an array", tok_path);
   }
 
   // Reverse lookup for special-token texts.

@@ -121,7 +121,7 @@ TEST(LoadHfVocab, BadInputThrowsNamingTheFile) {
     }
   };
   expect_error("/nonexistent/dir", "/nonexistent/dir/tokenizer.json");
-  expect_error(write_dir("notjson", "{", ""), "not valid JSON");
+  expect_error(write_dir("notjson", "{", ""), "invalid JSON");
   expect_error(write_dir("badmerge", small_tokenizer(R"([42])"), ""), "merge");
   expect_error(write_dir("nospace", small_tokenizer(R"(["ab"])"), ""), "no space");
   std::string other_regex = small_tokenizer("[]");
