@@ -10,20 +10,11 @@
 #include "core/dtype.h"
 #include "model/qwen3_next_config.h"
 #include "model/qwen3_next_tensors.h"
+#include "model/type_mix.h"
 
 namespace moerun {
 
 class ThreadPool;
-
-// Storage types of a whole file, named like llama.cpp's file types.
-enum class TypeMix { q4_k_m, q8_0, bf16, f32 };
-
-// Parses "q4_k_m", "q8_0", "bf16" or "f32".
-std::optional<TypeMix> parse_type_mix(const std::string& name);
-
-// The storage type a tensor gets in a mix (falls back to Q8_0 or F32 when ne[0] does not divide
-// into the preferred type's blocks).
-DType tensor_type_in_mix(TypeMix mix, const TensorSpec& spec);
 
 // Named shapes: "qwen3-next-80b-a3b" (the real model) and "tiny" (same layer pattern, toy sizes).
 std::optional<Qwen3NextConfig> synth_preset(const std::string& name);
