@@ -1,0 +1,16 @@
+// Qwen3-MoE (`qwen3moe` GGUF: Qwen3-30B-A3B, Qwen3-235B-A22B): plain GQA attention with q/k norms
+// and full-head RoPE, and a sparse MoE without shared expert, computed like transformers'
+// Qwen3MoeForCausalLM.
+#pragma once
+
+#include <memory>
+
+#include "model/language_model.h"
+
+namespace moerun {
+
+// Binds every tensor of a qwen3moe file (output tied to token_embd when `output` is absent) and
+// returns the model; throws Error naming a missing or mis-shaped tensor.
+std::unique_ptr<LanguageModel> load_qwen3_moe(const GgufFile& file, const ModelOptions& options);
+
+}  // namespace moerun
