@@ -15,5 +15,7 @@ void add_synth_command(CLI::App& app);
 void add_check_command(CLI::App& app);
 // `moerun tokenize` / `moerun detokenize` / `moerun render-chat`.
 void add_tokenizer_commands(CLI::App& app);
+// `moerun convert HF_DIR -o FILE.gguf`: a Hugging Face checkpoint to GGUF.
+void add_convert_command(CLI::App& app);
 
 }  // namespace moerun::cli
