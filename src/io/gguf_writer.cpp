@@ -185,6 +185,7 @@ void GgufWriter::finish() {
 }
 
 void GgufWriter::write_bytes(const void* data, size_t size) {
+  if (size == 0) return;
   if (size >= kBufferBytes) {
     flush_buffer();
     if (std::fwrite(data, 1, size, file_) != size) io_failure("writing");
