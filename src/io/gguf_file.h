@@ -22,6 +22,12 @@ struct GgufTensorInfo {
 };
 
 // An open GGUF file; tensors are views into the read-only mapping owned by this object.
+// Accepted: versions 2 and 3 (little endian). Checked before use: every count, length and offset
+// against the bytes left; value and element type ids (arrays of arrays refused); duplicate keys
+// and tensor names; general.alignment (a u32 power of two); n_dims 1..4; each ne in 0..INT64_MAX
+// (0 is allowed, as llama.cpp does: an empty tensor); the tensor type id; ne[0] a multiple of the
+// block size; sizes without overflow; offsets aligned, inside the file and not overlapping.
+// Types moerun cannot compute with still load; consumers check dtype_info(type).supported.
 class GgufFile {
  public:
   // Opens, maps and validates `path`; throws Error naming the file and the problem.
