@@ -18,7 +18,7 @@ ninja -C "$build" -j"${FUZZ_JOBS:-2}" fuzz_gguf
 # Seed corpus: small valid files written by GgufWriter (committed in tests/fuzz/seeds)
 # plus whatever earlier runs added to the working corpus.
 mkdir -p "$work/corpus" "$work/artifacts"
-cp -n "$root"/tests/fuzz/seeds/*.gguf "$work/corpus/" 2>/dev/null || true
+cp -n "$root"/tests/fuzz/seeds/gguf_*.bin "$work/corpus/" 2>/dev/null || true
 
 "$build/tests/fuzz/fuzz_gguf" "$work/corpus" \
   -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
