@@ -31,6 +31,8 @@ class Nf4Weight {
   int64_t numel() const { return numel_; }
   // Dequantises weights [first, first + count) of the row-major matrix into out [count] f32.
   void dequantize(int64_t first, int64_t count, float* out) const;
+  // Drops the mapped pages of the packed weights from the resident set (see release_pages).
+  void release_pages() const { moerun::release_pages(*packed_); }
 
  private:
   float block_absmax(int64_t block) const;

@@ -145,6 +145,17 @@ void convert_to_f32(const SafetensorsTensor& t, int64_t first, int64_t count, fl
   }
 }
 
+void release_pages(const SafetensorsTensor& t) {
+  if (!t.mapped || t.nbytes == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.data);
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + t.nbytes) / page * page;
+  if (last > first) {
+    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // advice only
+  }
+}
+
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
@@ -173,6 +184,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   }
   ::close(fd);
   f->parse_all();
+  for (SafetensorsTensor& t : f->tensors_) t.mapped = f->mapping_ != nullptr;
   return f;
 }
 

@@ -48,8 +48,13 @@ struct SafetensorsTensor {
   int64_t numel = 0;
   const uint8_t* data = nullptr;  // [numel] elements of dtype, little endian
   uint64_t nbytes = 0;
-  std::string file;  // the file holding it, for messages
+  std::string file;     // the file holding it, for messages
+  bool mapped = false;  // data lies in a file mapping owned by a SafetensorsFile
 };
+
+// Drops the whole pages inside a mapped tensor's bytes from this process's resident set (they are
+// read again from the file on the next access); does nothing for in-memory images.
+void release_pages(const SafetensorsTensor& t);
 
 // Shape as torch prints it, e.g. "[512, 2048]".
 std::string st_shape_string(const std::vector<int64_t>& shape);

@@ -137,6 +137,7 @@ void convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_pat
   for (size_t i = 0; i < plan.size(); ++i) {
     uint8_t* out = buffers[i % 2].get();
     produce_tensor(plan[i], tensor_types[i], out, pool, scratch);
+    weights.release_read_weights();  // the checkpoint's pages do not accumulate in memory
     const uint64_t nbytes = static_cast<uint64_t>(row_bytes(tensor_types[i], plan[i].spec.ne[0]) *
                                                   row_count(plan[i].spec.ne));
     if (pending.valid()) complete_pending();

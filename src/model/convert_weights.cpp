@@ -34,11 +34,22 @@ int64_t HfWeight::numel() const {
 }
 
 void HfWeight::read(int64_t first, int64_t count, float* out) const {
+  read_.store(true, std::memory_order_relaxed);
   if (nf4_) {
     nf4_->dequantize(first, count, out);
   } else {
     convert_to_f32(*plain_, first, count, out);
   }
+}
+
+bool HfWeight::release_if_read() const {
+  if (!read_.exchange(false, std::memory_order_relaxed)) return false;
+  if (nf4_) {
+    nf4_->release_pages();
+  } else {
+    release_pages(*plain_);
+  }
+  return true;
 }
 
 HfWeights::HfWeights(const std::string& dir) : dir_(SafetensorsDir::open(dir)) {}
@@ -75,6 +86,10 @@ const HfWeight* HfWeights::require(const std::string& name, const std::vector<in
     return nullptr;
   }
   return &w;
+}
+
+void HfWeights::release_read_weights() const {
+  for (const auto& [name, w] : opened_) w->release_if_read();
 }
 
 void HfWeights::check_complete(const std::function<bool(const std::string&)>& ignored) const {

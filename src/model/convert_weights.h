@@ -2,6 +2,7 @@
 // and bitsandbytes NF4 weights behind one interface, with bookkeeping of what is missing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,8 +31,12 @@ class HfWeight {
   int64_t numel() const;
   // Reads elements [first, first + count) of the row-major tensor as f32 into out [count].
   void read(int64_t first, int64_t count, float* out) const;
+  // Drops the mapped pages of a weight read since the last call from the resident set, so that
+  // memory does not grow with the checkpoint; returns whether it had been read.
+  bool release_if_read() const;
 
  private:
+  mutable std::atomic<bool> read_{false};
   const SafetensorsTensor* plain_ = nullptr;
   std::unique_ptr<Nf4Weight> nf4_;
 };
@@ -51,6 +56,8 @@ class HfWeights {
   // Throws Error listing every recorded problem, and every tensor of the checkpoint that no
   // require() used unless `ignored(name)` says it may be left out.
   void check_complete(const std::function<bool(const std::string&)>& ignored) const;
+  // Releases the pages of every weight read since the last call (see HfWeight::release_if_read).
+  void release_read_weights() const;
 
   const SafetensorsDir& dir() const { return *dir_; }
 

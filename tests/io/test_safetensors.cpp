@@ -152,6 +152,23 @@ TEST(Safetensors, OpensFilesAndNamesThemInErrors) {
   auto f = SafetensorsFile::open(path);
   EXPECT_EQ(f->tensors().size(), 6u);
   EXPECT_EQ(f->find("a.weight")->file, path);
+  // Released pages (whole pages inside a 64 KiB tensor) are read again from the file.
+  SafetensorsBuilder big;
+  std::vector<float> values(16384);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i);
+  big.add_f32("small", {3}, {1, 2, 3});
+  big.add_f32("big", {16384}, values);
+  const std::string big_path = test::temp_path("big.safetensors");
+  big.write(big_path);
+  auto g = SafetensorsFile::open(big_path);
+  EXPECT_TRUE(g->find("big")->mapped);
+  std::vector<float> v(16384);
+  convert_to_f32(*g->find("big"), 0, 16384, v.data());
+  for (const SafetensorsTensor& t : g->tensors()) release_pages(t);
+  std::vector<float> again(16384);
+  convert_to_f32(*g->find("big"), 0, 16384, again.data());
+  EXPECT_EQ(again, values);
+  fs::remove(big_path);
   SafetensorsBuilder::write_file(path, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   try {
     SafetensorsFile::open(path);
