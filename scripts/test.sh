@@ -24,4 +24,4 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure -j"$jobs"
 
 echo "== fuzzing"
-./scripts/fuzz.sh "${MOERUN_FUZZ_SECONDS:-60}"
+./scripts/fuzz.sh "${MOERUN_FUZZ_SECONDS:-40}"

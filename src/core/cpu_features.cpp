@@ -15,7 +15,7 @@ struct CpuidRegs {
 // cpuid(leaf, subleaf); all zero when the leaf is beyond the CPU's maximum.
 CpuidRegs cpuid(uint32_t leaf, uint32_t subleaf) {
   CpuidRegs r;
-  if (__get_cpuid_max(leaf & 0x80000000u, nullptr) < leaf) return r;
+  if (static_cast<uint32_t>(__get_cpuid_max(leaf & 0x80000000u, nullptr)) < leaf) return r;
   __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
   return r;
 }

@@ -12,6 +12,7 @@ namespace moerun {
 class GgufFile;
 class ThreadPool;
 class MoeDispatcher;
+class StageClock;
 
 // Facts about a loaded model that front ends and the engine use.
 struct ModelInfo {
@@ -64,6 +65,8 @@ class LanguageModel {
   // exceed its capacity or a token id is out of range.
   virtual void forward(const Batch& batch, std::span<SequenceState* const> states,
                        float* logits) = 0;
+  // Per-stage wall time of forward() (disabled until enabled), or null when not measured.
+  virtual StageClock* stage_clock() { return nullptr; }
 };
 
 // How a model runs: the CPU thread pool and, optionally, who computes the routed experts.

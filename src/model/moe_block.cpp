@@ -1,5 +1,6 @@
 #include "model/moe_block.h"
 
+#include "core/stage_clock.h"
 #include "model/scratch.h"
 #include "moe/moe_dispatcher.h"
 #include "ops/cpu/activations.h"
@@ -8,7 +9,8 @@
 namespace moerun {
 
 void moe_block(const MoeConfig& c, const MoeWeights& w, int64_t layer, const float* x, int64_t n,
-               MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out) {
+               MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out,
+               StageClock* clock) {
   const auto un = static_cast<size_t>(n);
   const bool shared = c.shared_ffn > 0;
   float* logits = grow(s.logits, un * c.n_experts);
@@ -28,7 +30,10 @@ void moe_block(const MoeConfig& c, const MoeWeights& w, int64_t layer, const flo
   matmul_batch(s.jobs, &pool, s.workspace);
   softmax_top_k(logits, n, c.n_experts, c.top_k, c.normalize_top_k, ids, weights,
                 grow(s.probs, static_cast<size_t>(c.n_experts)));
-  experts.run(layer, x, n, ids, weights, c.top_k, out);
+  {
+    StageClock::Scope timed(clock, StageClock::experts);
+    experts.run(layer, x, n, ids, weights, c.top_k, out);
+  }
   if (!shared) return;
 
   float* shared_out = grow(s.shared, un * c.hidden);

@@ -10,6 +10,7 @@
 namespace moerun {
 
 class MoeDispatcher;
+class StageClock;
 class ThreadPool;
 
 // Shape of the MoE blocks of a model.
@@ -44,8 +45,10 @@ struct MoeScratch {
 };
 
 // x [n, hidden] f32 (normalised input) -> out [n, hidden] f32 (overwritten). `layer` is passed to
-// the dispatcher, which computes the routed experts.
+// the dispatcher, which computes the routed experts. The dispatcher's time goes to `clock`'s
+// experts stage (clock may be null).
 void moe_block(const MoeConfig& config, const MoeWeights& w, int64_t layer, const float* x,
-               int64_t n, MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out);
+               int64_t n, MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out,
+               StageClock* clock = nullptr);
 
 }  // namespace moerun

@@ -1,9 +1,11 @@
 #include "model/moe_decoder.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 #include "core/quant.h"
+#include "core/stage_clock.h"
 #include "core/thread_pool.h"
 #include "model/batch_plan.h"
 #include "model/scratch.h"
@@ -54,33 +56,51 @@ class MoeDecoder : public LanguageModel {
     float* xn = grow(xn_, un * hidden);
     float* mix = grow(mix_, un * hidden);
 
-    const Tensor& emb = w_.embedding;
-    const auto* emb_base = static_cast<const uint8_t*>(emb.data);
-    for (int64_t t = 0; t < n; ++t) {
-      dequantize_row(emb.type, emb_base + batch.tokens[t] * emb.row_nbytes(), h + t * hidden,
-                     hidden);
+    {
+      StageClock::Scope timed(&clock_, StageClock::embed);
+      const Tensor& emb = w_.embedding;
+      const auto* emb_base = static_cast<const uint8_t*>(emb.data);
+      for (int64_t t = 0; t < n; ++t) {
+        dequantize_row(emb.type, emb_base + batch.tokens[t] * emb.row_nbytes(), h + t * hidden,
+                       hidden);
+      }
     }
 
     for (size_t l = 0; l < w_.layers.size(); ++l) {
       const DecoderLayer& layer = w_.layers[l];
-      rms_norm(h, layer.mixer_norm.data(), n, hidden, w_.rms_eps, xn);
       if (layer.attention >= 0) {
+        StageClock::Scope timed(&clock_, StageClock::attention);
+        rms_norm(h, layer.mixer_norm.data(), n, hidden, w_.rms_eps, xn);
         attention_layer(w_.attention_config, w_.attention[layer.attention], layer.attention, xn,
                         plan_, pool_, attention_scratch_, mix);
       } else {
+        StageClock::Scope timed(&clock_, StageClock::deltanet);
+        rms_norm(h, layer.mixer_norm.data(), n, hidden, w_.rms_eps, xn);
         deltanet_layer(w_.deltanet_config, w_.deltanet[layer.deltanet], layer.deltanet, xn, plan_,
                        pool_, deltanet_scratch_, mix);
       }
       add_into(h, mix, n * hidden);
-      rms_norm(h, layer.ffn_norm.data(), n, hidden, w_.rms_eps, xn);
-      moe_block(w_.moe_config, layer.moe, static_cast<int64_t>(l), xn, n, *experts_, pool_,
-                moe_scratch_, mix);
-      add_into(h, mix, n * hidden);
+      {
+        // The router and shared expert: the whole block less the dispatcher's own time.
+        const double experts_before = clock_.seconds(StageClock::experts);
+        const auto start = std::chrono::steady_clock::now();
+        rms_norm(h, layer.ffn_norm.data(), n, hidden, w_.rms_eps, xn);
+        moe_block(w_.moe_config, layer.moe, static_cast<int64_t>(l), xn, n, *experts_, pool_,
+                  moe_scratch_, mix, &clock_);
+        add_into(h, mix, n * hidden);
+        if (clock_.enabled()) {
+          const double total =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          clock_.add(StageClock::router_shared,
+                     total - (clock_.seconds(StageClock::experts) - experts_before));
+        }
+      }
     }
 
     // Final norm and lm_head on the rows that want logits.
     const int64_t n_out = static_cast<int64_t>(plan_.logit_rows.size());
     if (n_out > 0) {
+      StageClock::Scope timed(&clock_, StageClock::output);
       float* rows = grow(logit_in_, static_cast<size_t>(n_out * hidden));
       for (int64_t i = 0; i < n_out; ++i) {
         rms_norm(h + plan_.logit_rows[i] * hidden, w_.output_norm.data(), 1, hidden, w_.rms_eps,
@@ -90,6 +110,8 @@ class MoeDecoder : public LanguageModel {
     }
     for (const BatchRun& run : plan_.runs) run.state->advance(run.count);
   }
+
+  StageClock* stage_clock() override { return &clock_; }
 
  private:
   DecoderWeights w_;
@@ -106,6 +128,7 @@ class MoeDecoder : public LanguageModel {
   AttentionScratch attention_scratch_;
   DeltaNetScratch deltanet_scratch_;
   MoeScratch moe_scratch_;
+  StageClock clock_;
 };
 
 }  // namespace

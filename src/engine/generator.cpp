@@ -1,0 +1,110 @@
+#include "engine/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "engine/stop_strings.h"
+#include "model/language_model.h"
+#include "tokenizer/streaming_decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace moerun {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::stop:
+      return "stop";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+GenerationResult generate(LanguageModel& model, SequenceState& state, const Tokenizer* tokenizer,
+                          const GenerationRequest& req, const GenerationCallbacks& cb,
+                          const std::atomic<bool>* cancel) {
+  if (req.prompt.empty()) fail("the prompt is empty: give at least one token");
+  if (req.max_tokens < 0) fail("max_tokens must be >= 0 (got {})", req.max_tokens);
+  const int64_t vocab = model.info().vocab;
+  const int64_t needed = state.position() + static_cast<int64_t>(req.prompt.size());
+  if (needed > state.capacity()) {
+    fail("the prompt needs {} tokens of context but only {} are available ({} in use, limit {})",
+         req.prompt.size(), state.capacity() - state.position(), state.position(),
+         state.capacity());
+  }
+
+  GenerationResult result;
+  result.prompt_tokens = static_cast<int64_t>(req.prompt.size());
+  Sampler sampler(req.sampling, vocab);
+  sampler.add_prompt(req.prompt);
+  std::vector<float> logits(static_cast<size_t>(vocab));  // [vocab] f32
+  SequenceState* states[] = {&state};
+
+  // Prefill in chunks; logits only for the very last prompt token.
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t chunk = std::max<int64_t>(1, req.prefill_chunk);
+  Batch batch;
+  for (size_t begin = 0; begin < req.prompt.size(); begin += static_cast<size_t>(chunk)) {
+    const size_t end = std::min(req.prompt.size(), begin + static_cast<size_t>(chunk));
+    batch = Batch{};
+    batch.add(std::span(req.prompt).subspan(begin, end - begin), 0, end == req.prompt.size());
+    model.forward(batch, states, logits.data());
+  }
+  result.prefill_seconds = seconds_since(t0);
+  if (cb.on_prefill_done) cb.on_prefill_done();
+
+  StopStringMatcher stops(req.stop);
+  std::unique_ptr<StreamingDecoder> decoder;
+  if (tokenizer) decoder = std::make_unique<StreamingDecoder>(*tokenizer);
+  auto emit = [&](const std::string& text) {
+    if (text.empty()) return;
+    result.text += text;
+    if (cb.on_text) cb.on_text(text);
+  };
+
+  const auto t1 = std::chrono::steady_clock::now();
+  result.finish = FinishReason::length;
+  for (int64_t i = 0; i < req.max_tokens; ++i) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) {
+      result.finish = FinishReason::cancelled;
+      break;
+    }
+    if (cb.on_logits) cb.on_logits(logits);
+    const int32_t id = sampler.sample(logits).id;
+    if (std::find(req.stop_tokens.begin(), req.stop_tokens.end(), id) != req.stop_tokens.end()) {
+      result.finish = FinishReason::stop;
+      break;
+    }
+    result.tokens.push_back(id);
+    if (cb.on_token) cb.on_token(id);
+    if (decoder) {
+      emit(stops.push(decoder->push(id)));
+      if (stops.stopped()) {
+        result.finish = FinishReason::stop;
+        break;
+      }
+    }
+    if (i + 1 == req.max_tokens) break;  // no need to run the model for a token never sampled
+    if (state.position() >= state.capacity()) break;  // context full: finish with `length`
+    batch = Batch{};
+    const int32_t one[] = {id};
+    batch.add(one, 0, true);
+    model.forward(batch, states, logits.data());
+    ++result.fed_tokens;
+  }
+  if (decoder && !stops.stopped()) emit(stops.push(decoder->flush()) + stops.flush());
+  result.decode_seconds = seconds_since(t1);
+  return result;
+}
+
+}  // namespace moerun

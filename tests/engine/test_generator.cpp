@@ -1,0 +1,175 @@
+// The generation loop against a deterministic stand-in model: greedy output, stop tokens and
+// strings, limits, chunked prefill, cancellation and the context check.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <span>
+#include <vector>
+
+#include "core/error.h"
+#include "engine/generator.h"
+#include "model/language_model.h"
+
+namespace moerun {
+namespace {
+
+constexpr int64_t kVocab = 40;
+
+// Logits depend on the position and the last token only, so expected outputs can be computed.
+float fake_logit(int64_t pos, int32_t last, int64_t j) {
+  return std::sin(0.37f * static_cast<float>(j * (last + 3)) + 0.11f * static_cast<float>(pos));
+}
+
+class FakeState : public SequenceState {
+ public:
+  explicit FakeState(int64_t cap) : cap_(cap) {}
+  int64_t position() const override { return pos_; }
+  int64_t capacity() const override { return cap_; }
+  void reset() override { pos_ = 0; }
+  int64_t bytes() const override { return 0; }
+  int64_t pos_ = 0;
+  int64_t cap_;
+};
+
+class FakeModel : public LanguageModel {
+ public:
+  FakeModel() { info_.vocab = kVocab; }
+  const ModelInfo& info() const override { return info_; }
+  std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const override {
+    return std::make_unique<FakeState>(max_tokens);
+  }
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits) override {
+    ++calls;
+    int64_t row = 0;
+    for (int64_t i = 0; i < batch.size(); ++i) {
+      auto* s = static_cast<FakeState*>(states[static_cast<size_t>(batch.sequence[i])]);
+      if (s->pos_ >= s->cap_) fail("context full");
+      const int64_t pos = s->pos_++;
+      if (batch.want_logits[i]) {
+        for (int64_t j = 0; j < kVocab; ++j)
+          logits[row * kVocab + j] = fake_logit(pos, batch.tokens[i], j);
+        ++row;
+      }
+    }
+  }
+  ModelInfo info_;
+  int calls = 0;
+};
+
+// The greedy continuation computed directly from fake_logit.
+std::vector<int32_t> expected_greedy(const std::vector<int32_t>& prompt, int n) {
+  std::vector<int32_t> out;
+  int32_t last = prompt.back();
+  int64_t pos = static_cast<int64_t>(prompt.size()) - 1;
+  for (int i = 0; i < n; ++i) {
+    int32_t best = 0;
+    for (int32_t j = 1; j < kVocab; ++j) {
+      if (fake_logit(pos, last, j) > fake_logit(pos, last, best)) best = j;
+    }
+    out.push_back(best);
+    last = best;
+    ++pos;
+  }
+  return out;
+}
+
+GenerationRequest greedy_request(int64_t max_tokens) {
+  GenerationRequest r;
+  r.prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  r.sampling.temperature = 0;
+  r.max_tokens = max_tokens;
+  return r;
+}
+
+TEST(Generator, GreedyMatchesTheModelAndChunkingDoesNotMatter) {
+  FakeModel model;
+  for (int64_t chunk : {1, 3, 512}) {
+    auto state = model.new_sequence(100);
+    GenerationRequest r = greedy_request(12);
+    r.prefill_chunk = chunk;
+    std::vector<int32_t> seen;
+    GenerationCallbacks cb;
+    cb.on_token = [&](int32_t id) { seen.push_back(id); };
+    const GenerationResult res = generate(model, *state, nullptr, r, cb);
+    EXPECT_EQ(res.tokens, expected_greedy(r.prompt, 12)) << "chunk " << chunk;
+    EXPECT_EQ(seen, res.tokens);
+    EXPECT_EQ(res.finish, FinishReason::length);
+    EXPECT_EQ(res.fed_tokens, 11);  // the last sampled token is never run
+    EXPECT_EQ(state->position(), 8 + 11);
+  }
+}
+
+TEST(Generator, StopsAtAStopTokenWithoutOutputtingIt) {
+  FakeModel model;
+  const std::vector<int32_t> full = expected_greedy(greedy_request(1).prompt, 10);
+  auto state = model.new_sequence(100);
+  GenerationRequest r = greedy_request(10);
+  r.stop_tokens = {full[4]};
+  const GenerationResult res = generate(model, *state, nullptr, r, {});
+  const size_t first =
+      static_cast<size_t>(std::find(full.begin(), full.end(), full[4]) - full.begin());
+  EXPECT_EQ(res.tokens, std::vector<int32_t>(full.begin(), full.begin() + first));
+  EXPECT_EQ(res.finish, FinishReason::stop);
+}
+
+TEST(Generator, ZeroMaxTokensOnlyPrefills) {
+  FakeModel model;
+  auto state = model.new_sequence(100);
+  const GenerationResult res = generate(model, *state, nullptr, greedy_request(0), {});
+  EXPECT_TRUE(res.tokens.empty());
+  EXPECT_EQ(state->position(), 8);
+}
+
+TEST(Generator, PromptLongerThanTheContextIsAClearError) {
+  FakeModel model;
+  auto state = model.new_sequence(5);
+  try {
+    generate(model, *state, nullptr, greedy_request(3), {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("8 tokens"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(state->position(), 0);
+  GenerationRequest empty = greedy_request(3);
+  empty.prompt.clear();
+  EXPECT_THROW(generate(model, *state, nullptr, empty, {}), Error);
+}
+
+TEST(Generator, FullContextEndsWithLength) {
+  FakeModel model;
+  auto state = model.new_sequence(10);
+  const GenerationResult res = generate(model, *state, nullptr, greedy_request(50), {});
+  EXPECT_EQ(res.finish, FinishReason::length);
+  EXPECT_EQ(state->position(), 10);
+  EXPECT_EQ(res.tokens.size(), 3u);  // 8 prompt + 2 fed + 1 sampled at the end
+}
+
+TEST(Generator, CancelStopsBeforeTheNextToken) {
+  FakeModel model;
+  auto state = model.new_sequence(100);
+  std::atomic<bool> cancel{false};
+  GenerationCallbacks cb;
+  int count = 0;
+  cb.on_token = [&](int32_t) {
+    if (++count == 3) cancel = true;
+  };
+  const GenerationResult res = generate(model, *state, nullptr, greedy_request(20), cb, &cancel);
+  EXPECT_EQ(res.finish, FinishReason::cancelled);
+  EXPECT_EQ(res.tokens.size(), 3u);
+}
+
+TEST(Generator, LogitsCallbackSeesEveryStep) {
+  FakeModel model;
+  auto state = model.new_sequence(100);
+  int rows = 0;
+  GenerationCallbacks cb;
+  cb.on_logits = [&](std::span<const float> l) {
+    EXPECT_EQ(static_cast<int64_t>(l.size()), kVocab);
+    ++rows;
+  };
+  generate(model, *state, nullptr, greedy_request(6), cb);
+  EXPECT_EQ(rows, 6);
+}
+
+}  // namespace
+}  // namespace moerun
