@@ -17,5 +17,9 @@ void add_check_command(CLI::App& app);
 void add_tokenizer_commands(CLI::App& app);
 // `moerun convert HF_DIR -o FILE.gguf`: a Hugging Face checkpoint to GGUF.
 void add_convert_command(CLI::App& app);
+// `moerun generate`: text from a prompt, streamed, with speed on stderr.
+void add_generate_command(CLI::App& app);
+// `moerun chat`: an interactive conversation in the terminal.
+void add_chat_command(CLI::App& app);
 
 }  // namespace moerun::cli

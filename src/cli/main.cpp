@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   moerun::cli::add_check_command(app);
   moerun::cli::add_tokenizer_commands(app);
   moerun::cli::add_convert_command(app);
+  moerun::cli::add_generate_command(app);
+  moerun::cli::add_chat_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

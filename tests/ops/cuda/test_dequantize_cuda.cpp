@@ -65,7 +65,9 @@ TEST_P(DequantizeCuda, MatchesCpuReferenceBitExactly) {
 INSTANTIATE_TEST_SUITE_P(AllFormats, DequantizeCuda,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0,
                                            DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         [](const auto& param_info) {
+                           return std::string(dtype_name(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace moerun

@@ -1,0 +1,61 @@
+#include "cli/model_session.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "cli/default_model.h"
+#include "core/error.h"
+#include "io/gguf_vocab.h"
+
+namespace moerun::cli {
+
+ModelSession open_model_session(const std::string& path_arg, int threads) {
+  ModelSession s;
+  s.file = GgufFile::open(resolve_model_path(path_arg));
+  s.pool = std::make_unique<ThreadPool>(threads > 0 ? threads : default_thread_count());
+  ModelOptions options;
+  options.pool = s.pool.get();
+  s.model = load_language_model(*s.file, options);
+  if (s.file->find("tokenizer.ggml.tokens")) {
+    s.tokenizer = std::make_unique<Tokenizer>(read_vocab(*s.file));
+    if (s.tokenizer->n_vocab() > s.model->info().vocab) {
+      fail("{}: the tokenizer has {} tokens but the model's output has only {} rows",
+           s.file->path(), s.tokenizer->n_vocab(), s.model->info().vocab);
+    }
+    const int32_t eos = s.tokenizer->vocab().eos_id;
+    if (eos >= 0) s.end_of_turn.push_back(eos);
+    for (const char* text : {"<|im_end|>", "<|endoftext|>"}) {
+      const int32_t id = s.tokenizer->find_token(text);
+      if (id >= 0 &&
+          std::find(s.end_of_turn.begin(), s.end_of_turn.end(), id) == s.end_of_turn.end()) {
+        s.end_of_turn.push_back(id);
+      }
+    }
+  }
+  return s;
+}
+
+std::vector<int32_t> parse_token_ids(const std::string& text, int64_t vocab) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    int64_t value = -1;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size()) {
+      fail("--prompt-ids: '{}' is not a token id (expected comma-separated integers)", item);
+    }
+    if (value < 0 || value >= vocab) {
+      fail("--prompt-ids: token id {} is outside the vocabulary [0, {})", value, vocab);
+    }
+    ids.push_back(static_cast<int32_t>(value));
+    pos = end + 1;
+  }
+  return ids;
+}
+
+}  // namespace moerun::cli
