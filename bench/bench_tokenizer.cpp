@@ -67,7 +67,8 @@ void encode_bench(benchmark::State& state, const std::string& text) {
     benchmark::DoNotOptimize(ids.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
-  state.counters["bytes_per_token"] = static_cast<double>(text.size()) / static_cast<double>(n_tokens);
+  state.counters["bytes_per_token"] =
+      static_cast<double>(text.size()) / static_cast<double>(n_tokens);
 }
 
 void BM_EncodeEnglishProse(benchmark::State& state) {
