@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/cuda/bin:$PATH"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOERUN_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" --target moerun
-# "default" names the embedded tiny model; the first command that needs it writes it.
-./build/release/moerun inspect default
+# "default" names the embedded tiny model; the first command that needs it writes it. Its weights
+# are random, so the text is gibberish: this shows the machinery and the speed of this machine.
+./build/release/moerun inspect default | tail -n 8
+./build/release/moerun generate -m default --chat -p "Write a haiku about experts." -n 48 --seed 1
 ./build/release/moerun check -m default

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/default_model.h"
 #include "io/gguf_describe.h"
 #include "io/gguf_file.h"
 
@@ -20,10 +21,11 @@ void add_inspect_command(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* cmd =
       app.add_subcommand("inspect", "Show the metadata, tensors and totals of a GGUF file");
-  cmd->add_option("file", args->path, "GGUF file")->required();
+  cmd->add_option("file", args->path, "GGUF file (\"default\": the embedded tiny model)")
+      ->required();
   cmd->add_flag("--all", args->all, "Show every array element and whole strings");
   cmd->callback([args] {
-    const std::unique_ptr<GgufFile> file = GgufFile::open(args->path);
+    const std::unique_ptr<GgufFile> file = GgufFile::open(resolve_model_path(args->path));
     const std::string text = describe_gguf(*file, args->all);
     std::fwrite(text.data(), 1, text.size(), stdout);
   });
