@@ -78,8 +78,7 @@ void attention_layer(const AttentionConfig& c, const AttentionWeights& w, int64_
     s.scores.resize(static_cast<size_t>(stride * threads));
   }
   float* att = grow(s.att, un * qw);
-  causal_attention(c.dims, q, n, keys, values, n_keys, att, s.scores.data(), stride, &pool);
-  if (c.output_gate) mul_sigmoid(att, gate, n * qw);
+  causal_attention(c.dims, q, n, keys, values, n_keys, att, s.scores.data(), stride, &pool, gate);
   matmul(w.o, att, n, out, &pool);
 }
 

@@ -39,36 +39,92 @@ void ungroup_qkvz(const DeltaNetConfig& c, const float* proj, int64_t n, float* 
   }
 }
 
+// Everything a conv task reads, so the pool closure holds one pointer.
+struct ConvArgs {
+  const DeltaNetConfig* c;
+  const DeltaNetWeights* w;
+  const BatchPlan* plan;
+  int64_t layer;
+  const float* mixed;  // [n, channels] conv input
+  float* conv;         // [n, channels] conv output
+  float q_scale;
+};
+
+// Task (run, slice): the conv + SiLU of one channel slice over the run's tokens, where slices are
+// the q heads, then the k heads (both L2-normalised here, q also scaled), then the value heads.
+void run_conv(const ConvArgs& a, int64_t task) {
+  const DeltaNetConfig& c = *a.c;
+  const int64_t n_slices = 2 * c.k_heads + c.v_heads;
+  const BatchRun& run = a.plan->runs[static_cast<size_t>(task / n_slices)];
+  const int64_t slice = task % n_slices;
+  const int64_t channels = c.channels();
+  const bool is_key = slice < 2 * c.k_heads;
+  const int64_t begin =
+      is_key ? slice * c.k_dim : 2 * c.key_width() + (slice - 2 * c.k_heads) * c.v_dim;
+  const int64_t end = begin + (is_key ? c.k_dim : c.v_dim);
+  float* y = a.conv + run.begin * channels;
+  causal_conv1d_silu_channels(a.mixed + run.begin * channels, run.count, channels, a.w->conv.data(),
+                              c.conv_kernel, run.state->conv_state(a.layer), y, begin, end);
+  if (!is_key) return;
+  for (int64_t t = 0; t < run.count; ++t) {
+    float* head = y + t * channels + begin;  // [k_dim]
+    l2_norm(head, 1, c.k_dim, 1e-6f);
+    if (slice < c.k_heads) {
+      for (int64_t i = 0; i < c.k_dim; ++i) head[i] *= a.q_scale;
+    }
+  }
+}
+
 // Everything a recurrence task reads, so the pool closure holds one pointer.
 struct RecurrenceArgs {
   const DeltaNetConfig* c;
+  const DeltaNetWeights* w;
   const BatchPlan* plan;
   int64_t layer;
-  const float* conv;   // [n, channels]
-  const float* decay;  // [n, v_heads]
-  const float* beta;   // [n, v_heads]
-  float* core;         // [n, value_width]
+  const float* conv;  // [n, channels]
+  const float* ba;    // [n, 2 v_heads] per key head g: b of its value heads, then a
+  const float* z;     // [n, value_width]
+  float* decay;       // [n, v_heads] log decay g
+  float* beta;        // [n, v_heads]
+  float* core;        // [n, value_width]
 };
 
-// Task (run, value head): the gated delta rule over the run's tokens with its sequence's state.
+// Task (run, value head): beta = sigmoid(b), g = a * softplus(a_in + dt) of the head, the gated
+// delta rule over the run's tokens with its sequence's state, then the gated norm with z.
 void run_recurrence(const RecurrenceArgs& a, int64_t task) {
   const DeltaNetConfig& c = *a.c;
+  const DeltaNetWeights& w = *a.w;
   const auto& run = a.plan->runs[static_cast<size_t>(task / c.v_heads)];
   const int64_t h = task % c.v_heads;
-  const int64_t kh = h / c.ratio();
+  const int64_t vh = c.v_heads;
+  const int64_t r = c.ratio();
+  const int64_t kh = h / r;
   const int64_t channels = c.channels();
+  for (int64_t t = run.begin; t < run.begin + run.count; ++t) {
+    const float* bat = a.ba + t * 2 * vh;
+    const float b = bat[kh * 2 * r + h % r];
+    const float ain = bat[kh * 2 * r + r + h % r];
+    a.beta[t * vh + h] = sigmoid(b);
+    a.decay[t * vh + h] =
+        w.a[static_cast<size_t>(h)] * softplus(ain + w.dt_bias[static_cast<size_t>(h)]);
+  }
   const float* base = a.conv + run.begin * channels;
   DeltaRuleInputs in;
   in.q = base + kh * c.k_dim;
   in.k = base + c.key_width() + kh * c.k_dim;
   in.v = base + 2 * c.key_width() + h * c.v_dim;
   in.q_stride = in.k_stride = in.v_stride = channels;
-  in.g = a.decay + run.begin * c.v_heads + h;
-  in.beta = a.beta + run.begin * c.v_heads + h;
-  in.gb_stride = c.v_heads;
+  in.g = a.decay + run.begin * vh + h;
+  in.beta = a.beta + run.begin * vh + h;
+  in.gb_stride = vh;
   float* state = run.state->ssm_state(a.layer) + h * c.k_dim * c.v_dim;
-  gated_delta_rule(state, c.k_dim, c.v_dim, run.count, in,
-                   a.core + run.begin * c.value_width() + h * c.v_dim, c.value_width());
+  float* o = a.core + run.begin * c.value_width() + h * c.v_dim;
+  gated_delta_rule(state, c.k_dim, c.v_dim, run.count, in, o, c.value_width());
+  for (int64_t t = 0; t < run.count; ++t) {
+    float* row = o + t * c.value_width();  // [v_dim]
+    gated_rms_norm(row, a.z + (run.begin + t) * c.value_width() + h * c.v_dim, w.norm.data(), 1,
+                   c.v_dim, c.rms_eps, row);
+  }
 }
 
 }  // namespace
@@ -80,7 +136,6 @@ void deltanet_layer(const DeltaNetConfig& c, const DeltaNetWeights& w, int64_t l
   const auto un = static_cast<size_t>(n);
   const int64_t channels = c.channels();
   const int64_t vh = c.v_heads;
-  const int64_t r = c.ratio();
 
   // Input projections in one batched matmul: mixed = [q | k | v], z, and b/a.
   float* mixed = grow(s.mixed, un * channels);
@@ -99,44 +154,23 @@ void deltanet_layer(const DeltaNetConfig& c, const DeltaNetWeights& w, int64_t l
   matmul_batch(s.jobs, &pool, s.workspace);
   if (proj != nullptr) ungroup_qkvz(c, proj, n, mixed, z);
 
-  // Causal conv + SiLU per sequence run, with that sequence's conv state.
+  // Causal conv + SiLU, then L2 norm of q and k per head (q scaled by 1/sqrt(k_dim)): one task
+  // per (run, head-sized channel slice).
   float* conv = grow(s.conv, un * channels);
-  for (const BatchRun& run : plan.runs) {
-    causal_conv1d_silu(mixed + run.begin * channels, run.count, channels, w.conv.data(),
-                       c.conv_kernel, run.state->conv_state(layer), conv + run.begin * channels);
-  }
-
-  // q, k: L2 norm per head; q scaled by 1/sqrt(k_dim). beta = sigmoid(b), g = a * softplus(a_in +
-  // dt).
+  const auto n_runs = static_cast<int64_t>(plan.runs.size());
   const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.k_dim)));
+  const ConvArgs conv_args{&c, &w, &plan, layer, mixed, conv, q_scale};
+  const ConvArgs* pc = &conv_args;
+  pool.parallel_for(n_runs * (2 * c.k_heads + vh),
+                    [pc](int64_t task, int) { run_conv(*pc, task); });
+
+  // Gates, delta rule and gated norm, one task per (run, value head); then the output projection.
   float* beta = grow(s.beta, un * vh);
   float* decay = grow(s.decay, un * vh);
-  for (int64_t t = 0; t < n; ++t) {
-    float* q = conv + t * channels;
-    float* k = q + c.key_width();
-    l2_norm(q, c.k_heads, c.k_dim, 1e-6f);
-    l2_norm(k, c.k_heads, c.k_dim, 1e-6f);
-    for (int64_t i = 0; i < c.key_width(); ++i) q[i] *= q_scale;
-    const float* bat = ba + t * 2 * vh;
-    for (int64_t h = 0; h < vh; ++h) {
-      const int64_t g = h / r;
-      const int64_t j = h % r;
-      const float b = bat[g * 2 * r + j];
-      const float a = bat[g * 2 * r + r + j];
-      beta[t * vh + h] = sigmoid(b);
-      decay[t * vh + h] = w.a[h] * softplus(a + w.dt_bias[h]);
-    }
-  }
-
-  // The delta rule, one task per (run, value head).
   float* core = grow(s.core, un * c.value_width());
-  const RecurrenceArgs args{&c, &plan, layer, conv, decay, beta, core};
+  const RecurrenceArgs args{&c, &w, &plan, layer, conv, ba, z, decay, beta, core};
   const RecurrenceArgs* pa = &args;
-  pool.parallel_for(static_cast<int64_t>(plan.runs.size()) * vh,
-                    [pa](int64_t task, int) { run_recurrence(*pa, task); });
-
-  // Gated norm per value head, then the output projection.
-  gated_rms_norm(core, z, w.norm.data(), n * vh, c.v_dim, c.rms_eps, core);
+  pool.parallel_for(n_runs * vh, [pa](int64_t task, int) { run_recurrence(*pa, task); });
   matmul(w.out, core, n, out, &pool);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "ops_test_util.h"
@@ -52,6 +53,30 @@ TEST(CausalConv1d, ChunksWithStateEqualTheWholeSequence) {
         EXPECT_EQ(state[r * ch + c], x[(n - (kernel - 1) + r) * ch + c]);
       }
     }
+  }
+}
+
+// Channel slices run separately (as threads do) give bitwise the whole-row call, state included.
+TEST(CausalConv1d, ChannelSlicesEqualTheWholeRow) {
+  const int64_t n = 9, ch = 40, kernel = 4;
+  const auto x = test::random_vector(n * ch, 3);
+  const auto w = test::random_vector(kernel * ch, 4, 0.5f);
+  for (const std::vector<int64_t>& chunks :
+       std::vector<std::vector<int64_t>>{{9}, {1, 1, 2, 5}, {0, 3, 6}}) {
+    std::vector<float> state_a(static_cast<size_t>((kernel - 1) * ch), 0.0f), state_b = state_a;
+    std::vector<float> ya(x.size()), yb(x.size());
+    int64_t t0 = 0;
+    for (int64_t len : chunks) {
+      causal_conv1d_silu(x.data() + t0 * ch, len, ch, w.data(), kernel, state_a.data(),
+                         ya.data() + t0 * ch);
+      for (auto [b, e] : {std::pair<int64_t, int64_t>{16, 40}, {0, 7}, {7, 16}}) {
+        causal_conv1d_silu_channels(x.data() + t0 * ch, len, ch, w.data(), kernel, state_b.data(),
+                                    yb.data() + t0 * ch, b, e);
+      }
+      t0 += len;
+    }
+    EXPECT_EQ(ya, yb) << chunks.size();
+    EXPECT_EQ(state_a, state_b) << chunks.size();
   }
 }
 

@@ -5,11 +5,20 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/cpu/activations.h"
+
+// The per-head loops run at the widest vector width the CPU has: GCC emits AVX-512, AVX2 and
+// baseline clones and picks one at load time (the file itself stays baseline x86-64).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MOERUN_ATTENTION_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MOERUN_ATTENTION_CLONES
+#endif
 
 namespace moerun {
 namespace {
 
-float dot(const float* a, const float* b, int64_t n) {
+inline float dot(const float* a, const float* b, int64_t n) {
   constexpr int kLanes = 16;
   float acc[kLanes] = {};
   int64_t i = 0;
@@ -24,9 +33,12 @@ float dot(const float* a, const float* b, int64_t n) {
   return acc[0] + tail;
 }
 
-// One (token, head): scores over the keys, softmax, weighted sum of values.
+// One (token, head): scores over the keys, softmax, weighted sum of values, then the optional
+// output gate.
+MOERUN_ATTENTION_CLONES
 void attend_one(const AttentionDims& d, const float* q, const float* keys, const float* values,
-                int64_t n_keys, int64_t kv_head, float scale, float* scores, float* out) {
+                int64_t n_keys, int64_t kv_head, float scale, float* scores, const float* gate,
+                float* out) {
   const int64_t hd = d.head_dim;
   const int64_t kv_stride = d.n_kv_heads * hd;
   float max_score = -INFINITY;
@@ -46,13 +58,16 @@ void attend_one(const AttentionDims& d, const float* q, const float* keys, const
     const float* v = values + j * kv_stride + kv_head * hd;
     for (int64_t i = 0; i < hd; ++i) out[i] += p * v[i];
   }
+  if (gate != nullptr) {
+    for (int64_t i = 0; i < hd; ++i) out[i] *= sigmoid(gate[i]);
+  }
 }
 
 }  // namespace
 
 void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const float* const* keys,
                       const float* const* values, const int64_t* n_keys, float* out, float* scores,
-                      int64_t scores_stride, ThreadPool* pool) {
+                      int64_t scores_stride, ThreadPool* pool, const float* gate) {
   MOERUN_CHECK(d.n_kv_heads > 0 && d.n_heads % d.n_kv_heads == 0);
   // Everything a task reads, so the closure holds one pointer (no std::function allocation).
   struct Args {
@@ -61,6 +76,7 @@ void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const
     const float* const* keys;
     const float* const* values;
     const int64_t* n_keys;
+    const float* gate;
     float* out;
     float* scores;
     int64_t scores_stride;
@@ -72,6 +88,7 @@ void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const
                   keys,
                   values,
                   n_keys,
+                  gate,
                   out,
                   scores,
                   scores_stride,
@@ -84,7 +101,8 @@ void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const
     MOERUN_DASSERT(a->n_keys[t] >= 1 && a->n_keys[t] <= a->scores_stride);
     const int64_t offset = (t * a->d.n_heads + h) * a->d.head_dim;
     attend_one(a->d, a->q + offset, a->keys[t], a->values[t], a->n_keys[t], h / a->group, a->scale,
-               a->scores + thread * a->scores_stride, a->out + offset);
+               a->scores + thread * a->scores_stride,
+               a->gate != nullptr ? a->gate + offset : nullptr, a->out + offset);
   };
   const int64_t n_tasks = n_q * d.n_heads;
   if (pool == nullptr) {

@@ -20,8 +20,11 @@ struct AttentionDims {
 // keys[t] and values[t] point at that token's cache [>= n_keys[t], n_kv_heads, head_dim] (causality
 // is the caller's choice of n_keys: position + 1). scores is scratch [threads, scores_stride] with
 // scores_stride >= max n_keys and threads = pool size (1 without a pool). Tasks are (token, head).
+// With a gate [n_q, n_heads, head_dim], out *= sigmoid(gate) afterwards (Qwen3-Next's output
+// gate).
 void causal_attention(const AttentionDims& dims, const float* q, int64_t n_q,
                       const float* const* keys, const float* const* values, const int64_t* n_keys,
-                      float* out, float* scores, int64_t scores_stride, ThreadPool* pool);
+                      float* out, float* scores, int64_t scores_stride, ThreadPool* pool,
+                      const float* gate = nullptr);
 
 }  // namespace moerun

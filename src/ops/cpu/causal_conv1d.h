@@ -14,4 +14,10 @@ namespace moerun {
 void causal_conv1d_silu(const float* x, int64_t n, int64_t channels, const float* w, int64_t kernel,
                         float* state, float* y);
 
+// The same for channels [c_begin, c_end) only (x, y, w and state keep their full row strides), so
+// that threads can split the channels of one sequence.
+void causal_conv1d_silu_channels(const float* x, int64_t n, int64_t channels, const float* w,
+                                 int64_t kernel, float* state, float* y, int64_t c_begin,
+                                 int64_t c_end);
+
 }  // namespace moerun
