@@ -78,24 +78,27 @@ TEST(Attention, MatchesReferenceOnPool) {
   check(&pool);
 }
 
-// The fused output gate equals the ungated result times sigmoid(gate), on a pool.
+// The fused output gate equals the ungated result times sigmoid(gate), on a pool; head_dim 32 runs
+// the portable path, 64 the AVX-512 one where the CPU has it.
 TEST(Attention, OutputGateMultipliesBySigmoid) {
-  const AttentionDims d{4, 2, 32};
-  const int64_t ctx = 9, kv_stride = d.n_kv_heads * d.head_dim, width = d.n_heads * d.head_dim;
-  const auto k = test::random_vector(ctx * kv_stride, 11),
-             v = test::random_vector(ctx * kv_stride, 12);
-  const auto q = test::random_vector(2 * width, 13, 0.3f);
-  const auto gate = test::random_vector(2 * width, 14, 3.0f);
-  const float* keys[] = {k.data(), k.data()};
-  const float* values[] = {v.data(), v.data()};
-  const int64_t n_keys[] = {8, 9};
-  ThreadPool pool(2, false);
-  std::vector<float> plain(q.size()), gated(q.size()), scores(2 * 16);
-  causal_attention(d, q.data(), 2, keys, values, n_keys, plain.data(), scores.data(), 16, &pool);
-  causal_attention(d, q.data(), 2, keys, values, n_keys, gated.data(), scores.data(), 16, &pool,
-                   gate.data());
-  for (size_t i = 0; i < q.size(); ++i) {
-    EXPECT_NEAR(gated[i], plain[i] / (1.0f + std::exp(-gate[i])), 1e-6f) << i;
+  for (int64_t hd : {32, 64}) {
+    const AttentionDims d{4, 2, hd};
+    const int64_t ctx = 9, kv_stride = d.n_kv_heads * d.head_dim, width = d.n_heads * d.head_dim;
+    const auto k = test::random_vector(ctx * kv_stride, 11);
+    const auto v = test::random_vector(ctx * kv_stride, 12);
+    const auto q = test::random_vector(2 * width, 13, 0.3f);
+    const auto gate = test::random_vector(2 * width, 14, 3.0f);
+    const float* keys[] = {k.data(), k.data()};
+    const float* values[] = {v.data(), v.data()};
+    const int64_t n_keys[] = {8, 9};
+    ThreadPool pool(2, false);
+    std::vector<float> plain(q.size()), gated(q.size()), scores(2 * 16);
+    causal_attention(d, q.data(), 2, keys, values, n_keys, plain.data(), scores.data(), 16, &pool);
+    causal_attention(d, q.data(), 2, keys, values, n_keys, gated.data(), scores.data(), 16, &pool,
+                     gate.data());
+    for (size_t i = 0; i < q.size(); ++i) {
+      EXPECT_NEAR(gated[i], plain[i] / (1.0f + std::exp(-gate[i])), 1e-6f) << hd << " " << i;
+    }
   }
 }
 
