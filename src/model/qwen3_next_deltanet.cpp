@@ -39,74 +39,38 @@ void ungroup_qkvz(const DeltaNetConfig& c, const float* proj, int64_t n, float* 
   }
 }
 
-// Everything a conv task reads, so the pool closure holds one pointer.
-struct ConvArgs {
+// Everything a head-group task reads, so the pool closure holds one pointer.
+struct GroupArgs {
   const DeltaNetConfig* c;
   const DeltaNetWeights* w;
   const BatchPlan* plan;
   int64_t layer;
   const float* mixed;  // [n, channels] conv input
-  float* conv;         // [n, channels] conv output
+  const float* ba;     // [n, 2 v_heads] per key head g: b of its value heads, then a
+  const float* z;      // [n, value_width]
   float q_scale;
+  float* conv;   // [n, channels] conv output: q | k | v
+  float* decay;  // [n, v_heads] log decay g
+  float* beta;   // [n, v_heads]
+  float* core;   // [n, value_width]
 };
 
-// Task (run, slice): the conv + SiLU of one channel slice over the run's tokens, where slices are
-// the q heads, then the k heads (both L2-normalised here, q also scaled), then the value heads.
-void run_conv(const ConvArgs& a, int64_t task) {
-  const DeltaNetConfig& c = *a.c;
-  const int64_t n_slices = 2 * c.k_heads + c.v_heads;
-  const BatchRun& run = a.plan->runs[static_cast<size_t>(task / n_slices)];
-  const int64_t slice = task % n_slices;
-  const int64_t channels = c.channels();
-  const bool is_key = slice < 2 * c.k_heads;
-  const int64_t begin =
-      is_key ? slice * c.k_dim : 2 * c.key_width() + (slice - 2 * c.k_heads) * c.v_dim;
-  const int64_t end = begin + (is_key ? c.k_dim : c.v_dim);
-  float* y = a.conv + run.begin * channels;
-  causal_conv1d_silu_channels(a.mixed + run.begin * channels, run.count, channels, a.w->conv.data(),
-                              c.conv_kernel, run.state->conv_state(a.layer), y, begin, end);
-  if (!is_key) return;
-  for (int64_t t = 0; t < run.count; ++t) {
-    float* head = y + t * channels + begin;  // [k_dim]
-    l2_norm(head, 1, c.k_dim, 1e-6f);
-    if (slice < c.k_heads) {
-      for (int64_t i = 0; i < c.k_dim; ++i) head[i] *= a.q_scale;
-    }
-  }
-}
-
-// Everything a recurrence task reads, so the pool closure holds one pointer.
-struct RecurrenceArgs {
-  const DeltaNetConfig* c;
-  const DeltaNetWeights* w;
-  const BatchPlan* plan;
-  int64_t layer;
-  const float* conv;  // [n, channels]
-  const float* ba;    // [n, 2 v_heads] per key head g: b of its value heads, then a
-  const float* z;     // [n, value_width]
-  float* decay;       // [n, v_heads] log decay g
-  float* beta;        // [n, v_heads]
-  float* core;        // [n, value_width]
-};
-
-// Task (run, value head): beta = sigmoid(b), g = a * softplus(a_in + dt) of the head, the gated
-// delta rule over the run's tokens with its sequence's state, then the gated norm with z.
-void run_recurrence(const RecurrenceArgs& a, int64_t task) {
+// Value head h of one run: beta = sigmoid(b), g = a * softplus(a_in + dt), the gated delta rule
+// over the run's tokens with its sequence's state, then the gated norm with z.
+void run_value_head(const GroupArgs& a, const BatchRun& run, int64_t h) {
   const DeltaNetConfig& c = *a.c;
   const DeltaNetWeights& w = *a.w;
-  const auto& run = a.plan->runs[static_cast<size_t>(task / c.v_heads)];
-  const int64_t h = task % c.v_heads;
   const int64_t vh = c.v_heads;
   const int64_t r = c.ratio();
   const int64_t kh = h / r;
   const int64_t channels = c.channels();
+  const auto hu = static_cast<size_t>(h);
   for (int64_t t = run.begin; t < run.begin + run.count; ++t) {
     const float* bat = a.ba + t * 2 * vh;
     const float b = bat[kh * 2 * r + h % r];
     const float ain = bat[kh * 2 * r + r + h % r];
     a.beta[t * vh + h] = sigmoid(b);
-    a.decay[t * vh + h] =
-        w.a[static_cast<size_t>(h)] * softplus(ain + w.dt_bias[static_cast<size_t>(h)]);
+    a.decay[t * vh + h] = w.a[hu] * softplus(ain + w.dt_bias[hu]);
   }
   const float* base = a.conv + run.begin * channels;
   DeltaRuleInputs in;
@@ -125,6 +89,36 @@ void run_recurrence(const RecurrenceArgs& a, int64_t task) {
     gated_rms_norm(row, a.z + (run.begin + t) * c.value_width() + h * c.v_dim, w.norm.data(), 1,
                    c.v_dim, c.rms_eps, row);
   }
+}
+
+// Task (run, key head kh): conv + SiLU of the channels it reads (q and k of kh, v of its value
+// heads), L2 norm of q and k (q also scaled), then each of its value heads (run_value_head).
+void run_group(const GroupArgs& a, int64_t task) {
+  const DeltaNetConfig& c = *a.c;
+  const BatchRun& run = a.plan->runs[static_cast<size_t>(task / c.k_heads)];
+  const int64_t kh = task % c.k_heads;
+  const int64_t r = c.ratio();
+  const int64_t channels = c.channels();
+  const float* x = a.mixed + run.begin * channels;
+  float* y = a.conv + run.begin * channels;
+  float* conv_state = run.state->conv_state(a.layer);
+  const float* conv_w = a.w->conv.data();
+  const int64_t q0 = kh * c.k_dim;
+  const int64_t k0 = c.key_width() + kh * c.k_dim;
+  const int64_t v0 = 2 * c.key_width() + kh * r * c.v_dim;
+  for (const int64_t begin : {q0, k0}) {
+    causal_conv1d_silu_channels(x, run.count, channels, conv_w, c.conv_kernel, conv_state, y, begin,
+                                begin + c.k_dim);
+  }
+  causal_conv1d_silu_channels(x, run.count, channels, conv_w, c.conv_kernel, conv_state, y, v0,
+                              v0 + r * c.v_dim);
+  for (int64_t t = 0; t < run.count; ++t) {
+    float* q = y + t * channels + q0;  // [k_dim]
+    l2_norm(q, 1, c.k_dim, 1e-6f);
+    l2_norm(y + t * channels + k0, 1, c.k_dim, 1e-6f);
+    for (int64_t i = 0; i < c.k_dim; ++i) q[i] *= a.q_scale;
+  }
+  for (int64_t h = kh * r; h < (kh + 1) * r; ++h) run_value_head(a, run, h);
 }
 
 }  // namespace
@@ -154,23 +148,26 @@ void deltanet_layer(const DeltaNetConfig& c, const DeltaNetWeights& w, int64_t l
   matmul_batch(s.jobs, &pool, s.workspace);
   if (proj != nullptr) ungroup_qkvz(c, proj, n, mixed, z);
 
-  // Causal conv + SiLU, then L2 norm of q and k per head (q scaled by 1/sqrt(k_dim)): one task
-  // per (run, head-sized channel slice).
-  float* conv = grow(s.conv, un * channels);
-  const auto n_runs = static_cast<int64_t>(plan.runs.size());
-  const float q_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.k_dim)));
-  const ConvArgs conv_args{&c, &w, &plan, layer, mixed, conv, q_scale};
-  const ConvArgs* pc = &conv_args;
-  pool.parallel_for(n_runs * (2 * c.k_heads + vh),
-                    [pc](int64_t task, int) { run_conv(*pc, task); });
+  // Per (run, key head), one pool task: causal conv + SiLU of its channels, L2 norm of q and k
+  // (q scaled by 1/sqrt(k_dim)), then gates, delta rule and gated norm of its value heads.
+  const GroupArgs args{&c,
+                       &w,
+                       &plan,
+                       layer,
+                       mixed,
+                       ba,
+                       z,
+                       static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.k_dim))),
+                       grow(s.conv, un * channels),
+                       grow(s.decay, un * vh),
+                       grow(s.beta, un * vh),
+                       grow(s.core, un * c.value_width())};
+  const GroupArgs* pa = &args;
+  pool.parallel_for(static_cast<int64_t>(plan.runs.size()) * c.k_heads,
+                    [pa](int64_t task, int) { run_group(*pa, task); });
+  float* core = args.core;
 
-  // Gates, delta rule and gated norm, one task per (run, value head); then the output projection.
-  float* beta = grow(s.beta, un * vh);
-  float* decay = grow(s.decay, un * vh);
-  float* core = grow(s.core, un * c.value_width());
-  const RecurrenceArgs args{&c, &w, &plan, layer, conv, ba, z, decay, beta, core};
-  const RecurrenceArgs* pa = &args;
-  pool.parallel_for(n_runs * vh, [pa](int64_t task, int) { run_recurrence(*pa, task); });
+  // Output projection.
   matmul(w.out, core, n, out, &pool);
 }
 
