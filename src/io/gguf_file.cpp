@@ -1,10 +1,5 @@
 #include "io/gguf_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -217,32 +212,11 @@ std::optional<int64_t> checked_mul(int64_t a, int64_t b) {
 }  // namespace
 
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("{}: cannot stat: {}", path, std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file", path);
-  }
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ > 0) {
-    void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail("{}: cannot map {} bytes: {}", path, f->size_, std::strerror(err));
-    }
-    f->mapping_ = m;
-    f->base_ = static_cast<const uint8_t*>(m);
-  }
-  ::close(fd);
+  f->mapping_ = MappedFile::open(path);
+  f->base_ = f->mapping_.data();
+  f->size_ = f->mapping_.size();
   f->parse_all();
   return f;
 }
@@ -256,9 +230,7 @@ std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* bytes, size_t size, std
   return f;
 }
 
-GgufFile::~GgufFile() {
-  if (mapping_) ::munmap(mapping_, size_);
-}
+GgufFile::~GgufFile() = default;
 
 void GgufFile::parse_all() {
   const std::string& file = path_;

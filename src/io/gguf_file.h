@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "io/gguf_value.h"
+#include "io/mapped_file.h"
 
 namespace moerun {
 
@@ -71,7 +72,7 @@ class GgufFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  void* mapping_ = nullptr;  // non-null when this object owns an mmap
+  MappedFile mapping_;  // owns the mmap when opened from a path (empty for parse())
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

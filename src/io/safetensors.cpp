@@ -157,34 +157,13 @@ void release_pages(const SafetensorsTensor& t) {
 }
 
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("{}: cannot stat: {}", path, std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file", path);
-  }
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ > 0) {
-    void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail("{}: cannot map {} bytes: {}", path, f->size_, std::strerror(err));
-    }
-    f->mapping_ = m;
-    f->base_ = static_cast<const uint8_t*>(m);
-  }
-  ::close(fd);
+  f->mapping_ = MappedFile::open(path);
+  f->base_ = f->mapping_.data();
+  f->size_ = f->mapping_.size();
   f->parse_all();
-  for (SafetensorsTensor& t : f->tensors_) t.mapped = f->mapping_ != nullptr;
+  for (SafetensorsTensor& t : f->tensors_) t.mapped = f->mapping_.data() != nullptr;
   return f;
 }
 
@@ -198,9 +177,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(const uint8_t* bytes, si
   return f;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (mapping_) ::munmap(mapping_, size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
   auto it = index_.find(name);

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "io/mapped_file.h"
+
 namespace moerun {
 
 // Element types a safetensors header may name.
@@ -90,7 +92,7 @@ class SafetensorsFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  void* mapping_ = nullptr;  // non-null when this object owns an mmap
+  MappedFile mapping_;  // owns the mmap when opened from a path (empty for parse())
   std::vector<SafetensorsTensor> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
