@@ -48,35 +48,39 @@ DeltaRuleInputs view(const Inputs& in, int64_t t0) {
   return d;
 }
 
+// v_dim 24 runs the portable kernel; 256 (two blocks of 128) the AVX-512 one where the CPU has it.
 TEST(GatedDeltaRule, MatchesDoubleReference) {
-  const Inputs in = make_inputs(20, 32, 24, 1);
-  std::vector<float> state(32 * 24, 0.0f), o(20 * 24);
-  gated_delta_rule(state.data(), 32, 24, 20, view(in, 0), o.data(), 24);
-  std::vector<double> S(32 * 24, 0.0), ref(20 * 24);
-  for (int64_t t = 0; t < 20; ++t) {
-    const double decay = std::exp(double(in.g[t]));
-    std::vector<double> kv(24, 0.0);
-    for (int64_t i = 0; i < 32; ++i) {
-      for (int64_t j = 0; j < 24; ++j) {
-        S[i * 24 + j] *= decay;
-        kv[j] += in.k[t * 32 + i] * S[i * 24 + j];
+  for (const int64_t vd : {24, 256}) {
+    const int64_t kd = 32, n = 20;
+    const Inputs in = make_inputs(n, kd, vd, 1);
+    std::vector<float> state(static_cast<size_t>(kd * vd), 0.0f), o(static_cast<size_t>(n * vd));
+    gated_delta_rule(state.data(), kd, vd, n, view(in, 0), o.data(), vd);
+    std::vector<double> S(state.size(), 0.0), ref(o.size());
+    for (int64_t t = 0; t < n; ++t) {
+      const double decay = std::exp(double(in.g[t]));
+      std::vector<double> kv(static_cast<size_t>(vd), 0.0);
+      for (int64_t i = 0; i < kd; ++i) {
+        for (int64_t j = 0; j < vd; ++j) {
+          S[i * vd + j] *= decay;
+          kv[j] += in.k[t * kd + i] * S[i * vd + j];
+        }
+      }
+      for (int64_t i = 0; i < kd; ++i) {
+        for (int64_t j = 0; j < vd; ++j) {
+          S[i * vd + j] += in.k[t * kd + i] * (in.v[t * vd + j] - kv[j]) * in.beta[t];
+        }
+      }
+      for (int64_t j = 0; j < vd; ++j) {
+        double acc = 0;
+        for (int64_t i = 0; i < kd; ++i) acc += in.q[t * kd + i] * S[i * vd + j];
+        ref[t * vd + j] = acc;
       }
     }
-    for (int64_t i = 0; i < 32; ++i) {
-      for (int64_t j = 0; j < 24; ++j) {
-        S[i * 24 + j] += in.k[t * 32 + i] * (in.v[t * 24 + j] - kv[j]) * in.beta[t];
-      }
-    }
-    for (int64_t j = 0; j < 24; ++j) {
-      double acc = 0;
-      for (int64_t i = 0; i < 32; ++i) acc += in.q[t * 32 + i] * S[i * 24 + j];
-      ref[t * 24 + j] = acc;
-    }
+    // Tolerance 1e-5 absolute: q is scaled to norm 1/sqrt(32) and the state stays of unit scale.
+    EXPECT_LT(test::max_abs_diff(o, ref), 1e-5) << vd;
+    EXPECT_LT(test::max_abs_diff(state, S), 1e-5) << vd;
+    EXPECT_GT(test::max_abs(ref), 0.05) << vd;
   }
-  // Tolerance 1e-5 absolute: q is scaled to norm 1/sqrt(32) and the state stays of unit scale.
-  EXPECT_LT(test::max_abs_diff(o, ref), 1e-5);
-  EXPECT_LT(test::max_abs_diff(state, S), 1e-5);
-  EXPECT_GT(test::max_abs(ref), 0.05);
 }
 
 TEST(GatedDeltaRule, PrefillEqualsTokenByTokenDecode) {
