@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -70,8 +71,10 @@ void attend_one(const AttentionDims& d, const float* q, const float* keys, const
 
 #ifdef MOERUN_ATTENTION_AVX512
 // GCC 12's AVX-512 reduction intrinsics trip -Wmaybe-uninitialized inside their own headers.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // attend_one with AVX-512 intrinsics for head_dim % 64 == 0: four keys scored at once (independent
 // accumulators, q loaded once), the weighted sum over all values 64 output lanes at a time in
 // registers. Sums run in another order than the portable path (f32 rounding differs).
@@ -135,9 +138,15 @@ __attribute__((target("avx512f,fma"))) void attend_one_avx512(
   }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
-const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+// Whether this CPU (and OS) runs the AVX-512 kernel; read once.
+bool use_avx512() {
+  static const bool on = cpu_features().avx512f && cpu_features().fma;
+  return on;
+}
 #endif
 
 // The fastest attend_one for this CPU and head size.
@@ -145,7 +154,7 @@ void attend(const AttentionDims& d, const float* q, const float* keys, const flo
             int64_t n_keys, int64_t kv_head, float scale, float* scores, const float* gate,
             float* out) {
 #ifdef MOERUN_ATTENTION_AVX512
-  if (kHasAvx512 && d.head_dim % 64 == 0) {
+  if (use_avx512() && d.head_dim % 64 == 0) {
     attend_one_avx512(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
     return;
   }

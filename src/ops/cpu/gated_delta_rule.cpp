@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -108,7 +109,11 @@ __attribute__((target("avx512f,fma"))) void delta_rule_avx512(float* __restrict 
   }
 }
 
-const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+// Whether this CPU (and OS) runs the AVX-512 kernel; read once.
+bool use_avx512() {
+  static const bool on = cpu_features().avx512f && cpu_features().fma;
+  return on;
+}
 #endif
 
 }  // namespace
@@ -117,7 +122,7 @@ void gated_delta_rule(float* state, int64_t k_dim, int64_t v_dim, int64_t n,
                       const DeltaRuleInputs& in, float* o, int64_t o_stride) {
   MOERUN_CHECK(v_dim <= kMaxDeltaValueDim);
 #ifdef MOERUN_DELTA_AVX512
-  if (kHasAvx512 && v_dim % 128 == 0) {
+  if (use_avx512() && v_dim % 128 == 0) {
     delta_rule_avx512(state, k_dim, v_dim, n, in, o, o_stride);
     return;
   }
