@@ -70,11 +70,12 @@ void attention_layer(const AttentionConfig& c, const AttentionWeights& w, int64_
     n_keys[t] = pos + 1;
     longest = std::max(longest, pos + 1);
   }
-  // Scores scratch grows geometrically so decoding does not reallocate every token.
+  // Scores scratch grows geometrically so decoding does not reallocate every token; room for four
+  // heads per task (causal_attention groups query heads of one KV head when threads are few).
   const int threads = pool.size();
   int64_t stride = static_cast<int64_t>(s.scores.size()) / threads;
-  if (stride < longest) {
-    stride = std::max<int64_t>({longest, 2 * stride, 1024});
+  if (stride < 4 * longest) {
+    stride = std::max<int64_t>({4 * longest, 2 * stride, 4096});
     s.scores.resize(static_cast<size_t>(stride * threads));
   }
   float* att = grow(s.att, un * qw);

@@ -47,7 +47,7 @@ struct AttentionScratch {
   std::vector<float> k;                    // [n, kv_width]
   std::vector<float> v;                    // [n, kv_width]
   std::vector<float> att;                  // [n, q_width]
-  std::vector<float> scores;               // [threads, longest context]
+  std::vector<float> scores;               // [threads, 4 x longest context]
   std::vector<const float*> keys, values;  // [n] each token's cache
   std::vector<int64_t> n_keys;             // [n] position + 1
   std::vector<MatmulJob> jobs;             // q, k, v projections

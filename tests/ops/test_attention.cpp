@@ -37,8 +37,9 @@ std::vector<double> reference(const AttentionDims& d, const float* q, const floa
 }
 
 // Two sequences with their own caches; query tokens at the ends of each (causal: key count =
-// position + 1). Tolerance 1e-5 absolute on outputs of unit scale.
-void check(ThreadPool* pool) {
+// position + 1). Tolerance 1e-5 absolute on outputs of unit scale. A scores stride of 2 or 4 times
+// the longest context lets the AVX-512 path run 2 or 4 heads per task.
+void check(ThreadPool* pool, int64_t stride = 40) {
   const AttentionDims d{8, 2, 64};
   const int64_t ctx0 = 37, ctx1 = 5;
   const int64_t kv_stride = d.n_kv_heads * d.head_dim;
@@ -54,8 +55,8 @@ void check(ThreadPool* pool) {
   const int64_t n_keys[] = {35, 36, 37, 4, 5};
   std::vector<float> out(q.size());
   const int threads = pool ? pool->size() : 1;
-  std::vector<float> scores(static_cast<size_t>(threads * 40));
-  causal_attention(d, q.data(), n_q, keys, values, n_keys, out.data(), scores.data(), 40, pool);
+  std::vector<float> scores(static_cast<size_t>(threads * stride));
+  causal_attention(d, q.data(), n_q, keys, values, n_keys, out.data(), scores.data(), stride, pool);
   double worst = 0;
   for (int64_t t = 0; t < n_q; ++t) {
     for (int64_t h = 0; h < d.n_heads; ++h) {
@@ -76,6 +77,12 @@ TEST(Attention, MatchesReferenceSingleThread) {
 TEST(Attention, MatchesReferenceOnPool) {
   ThreadPool pool(2, false);
   check(&pool);
+}
+
+TEST(Attention, MatchesReferenceWithSeveralHeadsPerTask) {
+  ThreadPool pool(2, false);
+  for (int64_t stride : {80, 160}) check(&pool, stride);
+  check(nullptr, 160);
 }
 
 // The fused output gate equals the ungated result times sigmoid(gate), on a pool; head_dim 32 runs

@@ -75,66 +75,85 @@ void attend_one(const AttentionDims& d, const float* q, const float* keys, const
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-// attend_one with AVX-512 intrinsics for head_dim % 64 == 0: four keys scored at once (independent
-// accumulators, q loaded once), the weighted sum over all values 64 output lanes at a time in
-// registers. Sums run in another order than the portable path (f32 rounding differs).
-__attribute__((target("avx512f,fma"))) void attend_one_avx512(
+// attend_one with AVX-512 intrinsics for head_dim % 64 == 0, for G consecutive query heads that
+// share KV head kv_head (each K and V row is loaded once for all G): 4 / G keys scored at once
+// (four independent accumulators in all), the weighted sums 64 output lanes per head at a time in
+// registers. q, gate and out point at the first head's row; scores is [G, n_keys]. Sums run in
+// another order than the portable path (f32 rounding differs).
+template <int G>
+__attribute__((target("avx512f,fma"))) void attend_heads_avx512(
     const AttentionDims& d, const float* q, const float* keys, const float* values, int64_t n_keys,
     int64_t kv_head, float scale, float* scores, const float* gate, float* out) {
+  constexpr int kKeys = 4 / G;
   const int64_t hd = d.head_dim;
   const int64_t kv_stride = d.n_kv_heads * hd;
   const float* k = keys + kv_head * hd;  // key j at k + j * kv_stride
   int64_t j = 0;
-  for (; j + 4 <= n_keys; j += 4) {
+  for (; j + kKeys <= n_keys; j += kKeys) {
     const float* k0 = k + j * kv_stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t i = 0; i < hd; i += 16) {
-      const __m512 qv = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + i), a0);
-      a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + kv_stride + i), a1);
-      a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * kv_stride + i), a2);
-      a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * kv_stride + i), a3);
+    __m512 acc[G][kKeys];
+    for (int g = 0; g < G; ++g) {
+      for (int r = 0; r < kKeys; ++r) acc[g][r] = _mm512_setzero_ps();
     }
-    scores[j] = _mm512_reduce_add_ps(a0) * scale;
-    scores[j + 1] = _mm512_reduce_add_ps(a1) * scale;
-    scores[j + 2] = _mm512_reduce_add_ps(a2) * scale;
-    scores[j + 3] = _mm512_reduce_add_ps(a3) * scale;
+    for (int64_t i = 0; i < hd; i += 16) {
+      __m512 kv[kKeys];
+      for (int r = 0; r < kKeys; ++r) kv[r] = _mm512_loadu_ps(k0 + r * kv_stride + i);
+      for (int g = 0; g < G; ++g) {
+        const __m512 qv = _mm512_loadu_ps(q + g * hd + i);
+        for (int r = 0; r < kKeys; ++r) acc[g][r] = _mm512_fmadd_ps(qv, kv[r], acc[g][r]);
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      for (int r = 0; r < kKeys; ++r) {
+        scores[g * n_keys + j + r] = _mm512_reduce_add_ps(acc[g][r]) * scale;
+      }
+    }
   }
   for (; j < n_keys; ++j) {
     const float* kj = k + j * kv_stride;
-    __m512 a0 = _mm512_setzero_ps();
+    __m512 acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_ps();
     for (int64_t i = 0; i < hd; i += 16) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(kj + i), a0);
+      const __m512 kv = _mm512_loadu_ps(kj + i);
+      for (int g = 0; g < G; ++g) {
+        acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + g * hd + i), kv, acc[g]);
+      }
     }
-    scores[j] = _mm512_reduce_add_ps(a0) * scale;
+    for (int g = 0; g < G; ++g) scores[g * n_keys + j] = _mm512_reduce_add_ps(acc[g]) * scale;
   }
-  float max_score = -INFINITY;
-  for (j = 0; j < n_keys; ++j) max_score = std::max(max_score, scores[j]);
-  float sum = 0.0f;
-  for (j = 0; j < n_keys; ++j) {
-    scores[j] = std::exp(scores[j] - max_score);
-    sum += scores[j];
+  for (int g = 0; g < G; ++g) {
+    float* sg = scores + g * n_keys;  // [n_keys]
+    float max_score = -INFINITY;
+    for (j = 0; j < n_keys; ++j) max_score = std::max(max_score, sg[j]);
+    float sum = 0.0f;
+    for (j = 0; j < n_keys; ++j) {
+      sg[j] = std::exp(sg[j] - max_score);
+      sum += sg[j];
+    }
+    for (j = 0; j < n_keys; ++j) sg[j] /= sum;
   }
-  for (j = 0; j < n_keys; ++j) scores[j] /= sum;
   const float* v = values + kv_head * hd;  // value j at v + j * kv_stride
   for (int64_t i = 0; i < hd; i += 64) {
-    __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+    __m512 o[G][4];
+    for (int g = 0; g < G; ++g) {
+      for (int c = 0; c < 4; ++c) o[g][c] = _mm512_setzero_ps();
+    }
     const float* vi = v + i;
     for (j = 0; j < n_keys; ++j) {
-      const __m512 p = _mm512_set1_ps(scores[j]);
       const float* vj = vi + j * kv_stride;
-      o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
-      o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
-      o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
-      o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
+      __m512 vv[4];
+      for (int c = 0; c < 4; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+      for (int g = 0; g < G; ++g) {
+        const __m512 p = _mm512_set1_ps(scores[g * n_keys + j]);
+        for (int c = 0; c < 4; ++c) o[g][c] = _mm512_fmadd_ps(p, vv[c], o[g][c]);
+      }
     }
-    _mm512_storeu_ps(out + i, o0);
-    _mm512_storeu_ps(out + i + 16, o1);
-    _mm512_storeu_ps(out + i + 32, o2);
-    _mm512_storeu_ps(out + i + 48, o3);
+    for (int g = 0; g < G; ++g) {
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + g * hd + i + 16 * c, o[g][c]);
+    }
   }
   if (gate != nullptr) {
-    for (int64_t i = 0; i < hd; ++i) out[i] *= sigmoid(gate[i]);
+    for (int64_t i = 0; i < G * hd; ++i) out[i] *= sigmoid(gate[i]);
   }
 }
 
@@ -149,16 +168,44 @@ bool use_avx512() {
 }
 #endif
 
-// The fastest attend_one for this CPU and head size.
-void attend(const AttentionDims& d, const float* q, const float* keys, const float* values,
-            int64_t n_keys, int64_t kv_head, float scale, float* scores, const float* gate,
-            float* out) {
+// Query heads per task: 4, 2 or 1 (only the AVX-512 kernel takes several), while that divides the
+// GQA group, leaves at least one task per thread and fits the scores scratch.
+int64_t heads_per_task(const AttentionDims& d, int64_t n_q, const int64_t* n_keys,
+                       int64_t scores_stride, int threads) {
+#ifdef MOERUN_ATTENTION_AVX512
+  if (!use_avx512() || d.head_dim % 64 != 0) return 1;
+  int64_t longest = 1;
+  for (int64_t t = 0; t < n_q; ++t) longest = std::max(longest, n_keys[t]);
+  const int64_t group = d.n_heads / d.n_kv_heads;
+  int64_t g = 4;
+  while (g > 1 &&
+         (group % g != 0 || n_q * d.n_heads / g < threads || g * longest > scores_stride)) {
+    g /= 2;
+  }
+  return g;
+#else
+  (void)d, (void)n_q, (void)n_keys, (void)scores_stride, (void)threads;
+  return 1;
+#endif
+}
+
+// Heads [h, h + g) of one token: the fastest kernel for this CPU and head size.
+void attend(const AttentionDims& d, int64_t g, const float* q, const float* keys,
+            const float* values, int64_t n_keys, int64_t kv_head, float scale, float* scores,
+            const float* gate, float* out) {
 #ifdef MOERUN_ATTENTION_AVX512
   if (use_avx512() && d.head_dim % 64 == 0) {
-    attend_one_avx512(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
+    if (g == 4) {
+      attend_heads_avx512<4>(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
+    } else if (g == 2) {
+      attend_heads_avx512<2>(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
+    } else {
+      attend_heads_avx512<1>(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
+    }
     return;
   }
 #endif
+  MOERUN_DASSERT(g == 1);
   attend_one(d, q, keys, values, n_keys, kv_head, scale, scores, gate, out);
 }
 
@@ -180,8 +227,11 @@ void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const
     float* scores;
     int64_t scores_stride;
     int64_t group;
+    int64_t heads_per_task;
     float scale;
   };
+  const int threads = pool == nullptr ? 1 : pool->size();
+  const int64_t g = heads_per_task(d, n_q, n_keys, scores_stride, threads);
   const Args args{d,
                   q,
                   keys,
@@ -192,18 +242,20 @@ void causal_attention(const AttentionDims& d, const float* q, int64_t n_q, const
                   scores,
                   scores_stride,
                   d.n_heads / d.n_kv_heads,
+                  g,
                   static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head_dim)))};
   const Args* a = &args;
   auto task = [a](int64_t task_id, int thread) {
-    const int64_t t = task_id / a->d.n_heads;
-    const int64_t h = task_id % a->d.n_heads;
+    const int64_t tasks_per_token = a->d.n_heads / a->heads_per_task;
+    const int64_t t = task_id / tasks_per_token;
+    const int64_t h = (task_id % tasks_per_token) * a->heads_per_task;
     MOERUN_DASSERT(a->n_keys[t] >= 1 && a->n_keys[t] <= a->scores_stride);
     const int64_t offset = (t * a->d.n_heads + h) * a->d.head_dim;
-    attend(a->d, a->q + offset, a->keys[t], a->values[t], a->n_keys[t], h / a->group, a->scale,
-           a->scores + thread * a->scores_stride, a->gate != nullptr ? a->gate + offset : nullptr,
-           a->out + offset);
+    attend(a->d, a->heads_per_task, a->q + offset, a->keys[t], a->values[t], a->n_keys[t],
+           h / a->group, a->scale, a->scores + thread * a->scores_stride,
+           a->gate != nullptr ? a->gate + offset : nullptr, a->out + offset);
   };
-  const int64_t n_tasks = n_q * d.n_heads;
+  const int64_t n_tasks = n_q * d.n_heads / g;
   if (pool == nullptr) {
     for (int64_t i = 0; i < n_tasks; ++i) task(i, 0);
   } else {

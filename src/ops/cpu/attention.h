@@ -19,7 +19,10 @@ struct AttentionDims {
 // with the softmax in f32 and scale = 1/sqrt(head_dim). q and out are [n_q, n_heads, head_dim];
 // keys[t] and values[t] point at that token's cache [>= n_keys[t], n_kv_heads, head_dim] (causality
 // is the caller's choice of n_keys: position + 1). scores is scratch [threads, scores_stride] with
-// scores_stride >= max n_keys and threads = pool size (1 without a pool). Tasks are (token, head).
+// scores_stride >= max n_keys and threads = pool size (1 without a pool). Tasks are (token, head),
+// or (token, 2 or 4 heads of one KV group) on the AVX-512 path while scores_stride >= that many
+// times max n_keys and there are still at least as many tasks as threads (K and V read once for
+// all of them).
 // With a gate [n_q, n_heads, head_dim], out *= sigmoid(gate) afterwards (Qwen3-Next's output
 // gate).
 void causal_attention(const AttentionDims& dims, const float* q, int64_t n_q,
