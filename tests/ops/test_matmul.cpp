@@ -353,6 +353,7 @@ TEST(Matmul, BatchEqualsSeparateCalls) {
       }
       matmul_batch(jobs, p, ws, isa);
       for (size_t i = 0; i < specs.size(); ++i) {
+        if (got[i].empty()) continue;  // an empty job: nothing to compare (memcmp needs non-null)
         EXPECT_EQ(std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(float)), 0)
             << cpu_isa_name(isa) << " job " << i << " " << dtype_name(specs[i].type);
       }
