@@ -136,6 +136,7 @@ void run_generate(const GenerateArgs& a) {
   } else {
     fmt::print("\n");
   }
+  std::fflush(stdout);  // the text ends before the statistics on stderr begin
   const auto n_gen = static_cast<double>(r.tokens.size());
   fmt::print(stderr,
              "prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s "
