@@ -58,9 +58,12 @@ int32_t argmax(const float* row, int64_t n) {
   return static_cast<int32_t>(std::max_element(row, row + n) - row);
 }
 
-// Converts fixture `name` with `layout`, runs prompt and greedy steps, compares with transformers.
-// Tolerance: `rel` of the largest reference logit, at every position.
-void check_fixture(const std::string& name, DeltaNetLayout layout, double rel) {
+// Converts fixture `name` with `layout` to `types`, runs the prompt and the reference's greedy
+// steps, compares with transformers. When `same_tokens` (lossless conversions) the greedy tokens
+// must be identical and every logit within `rel` of the largest reference logit; otherwise the
+// relative RMS error of all logits must stay under `rel`.
+void check_fixture(const std::string& name, DeltaNetLayout layout, double rel,
+                   TypeMix types = TypeMix::f32, bool same_tokens = true) {
   const std::string dir = fixture_dir(name);
   if (!fs::exists(dir + "/config.json")) {
     GTEST_SKIP() << "fixture " << name << " not present (tools/make_model_fixtures.py)";
@@ -77,7 +80,7 @@ void check_fixture(const std::string& name, DeltaNetLayout layout, double rel) {
                               .string();
   ConvertOptions options;
   options.layout = layout;
-  convert_hf_checkpoint(dir, out, TypeMix::f32, pool, {}, options);
+  convert_hf_checkpoint(dir, out, types, pool, {}, options);
   auto file = GgufFile::open(out);
   auto model = load_language_model(*file, ModelOptions{&pool, nullptr});
   ASSERT_EQ(model->info().vocab, V);
@@ -90,25 +93,36 @@ void check_fixture(const std::string& name, DeltaNetLayout layout, double rel) {
   model->forward(prompt, states, logits.data());
   for (int64_t j = 0; j < n_gen; ++j) {
     const float* last = logits.data() + (n_prompt - 1 + j) * V;
-    EXPECT_EQ(argmax(last, V), ref.generated[j]) << name << ": greedy step " << j;
+    if (same_tokens) {
+      EXPECT_EQ(argmax(last, V), ref.generated[j]) << name << ": greedy step " << j;
+    }
     Batch step;
     step.add(std::span<const int32_t>(&ref.generated[j], 1), 0, true);
     model->forward(step, states, logits.data() + (n_prompt + j) * V);
   }
-  double scale = 0, worst = 0;
+  double scale = 0, worst = 0, err2 = 0, ref2 = 0;
   int64_t worst_row = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
     scale = std::max(scale, std::abs(double(ref.logits[i])));
     const double d = std::abs(double(logits[i]) - double(ref.logits[i]));
+    err2 += d * d;
+    ref2 += double(ref.logits[i]) * double(ref.logits[i]);
     if (d > worst) {
       worst = d;
       worst_row = static_cast<int64_t>(i) / V;
     }
   }
-  std::printf("%s: largest |logit - transformers| %.3g = %.2g of the largest logit %.3g\n",
-              name.c_str(), worst, worst / scale, scale);
-  EXPECT_LT(worst, rel * scale) << name << ": worst at row " << worst_row << " (largest logit "
-                                << scale << ")";
+  const double rms_rel = std::sqrt(err2 / ref2);
+  std::printf(
+      "%s: largest |logit - transformers| %.3g = %.2g of the largest logit %.3g; "
+      "relative RMS %.2g\n",
+      name.c_str(), worst, worst / scale, scale, rms_rel);
+  if (same_tokens) {
+    EXPECT_LT(worst, rel * scale) << name << ": worst at row " << worst_row << " (largest logit "
+                                  << scale << ")";
+  } else {
+    EXPECT_LT(rms_rel, rel) << name << ": relative RMS error of the logits";
+  }
   file.reset();
   fs::remove(out);
 }
@@ -140,6 +154,19 @@ TEST(ModelFixtures, Qwen3NextBf16) {
 
 TEST(ModelFixtures, Qwen3NextNf4) {
   check_fixture("qwen3next_a_nf4", DeltaNetLayout::qkv_gate, 1e-4);
+}
+
+// The f32 fixture converted to lossy types, compared with the f32 reference with tokens forced.
+// In this random tiny model small weight changes flip expert choices: transformers' own logits
+// move by 5.3% RMS between the f32 and the all-bf16 checkpoints (qwen3next_a vs qwen3next_a_bf16).
+// Measured here: bf16 mix (matrices bf16, norms and vectors f32) 2.7%, Q8_0 8.3%; a broken
+// conversion (a swapped row, a wrong scale) moves them to order 100%.
+TEST(ModelFixtures, Qwen3NextAConvertedToBf16) {
+  check_fixture("qwen3next_a", DeltaNetLayout::qkv_gate, 0.06, TypeMix::bf16, false);
+}
+
+TEST(ModelFixtures, Qwen3NextAConvertedToQ8_0) {
+  check_fixture("qwen3next_a", DeltaNetLayout::qkv_gate, 0.15, TypeMix::q8_0, false);
 }
 
 TEST(ModelFixtures, Qwen3Moe) {
