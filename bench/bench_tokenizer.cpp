@@ -15,6 +15,9 @@
 #include <string>
 
 #include "core/paths.h"
+#include "io/gguf_file.h"
+#include "io/gguf_vocab.h"
+#include "io/gguf_writer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -108,6 +111,25 @@ void BM_BuildFromVocabData(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_BuildFromVocabData)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+// The GGUF route as `moerun` takes it for a model file: open and validate the file, read the
+// tokenizer metadata, build the tokenizer. The file holds the real vocabulary and no tensors.
+void BM_LoadFromGgufMetadata(benchmark::State& state) {
+  static const std::string path = [] {
+    const std::string p = (fs::temp_directory_path() / "moerun_bench_vocab.gguf").string();
+    moerun::GgufWriter w(p);
+    moerun::write_vocab(w, moerun::load_hf_vocab(tokenizer_dir(), 151936));
+    w.write_header();
+    w.finish();
+    return p;
+  }();
+  for (auto _ : state) {
+    const auto file = moerun::GgufFile::open(path);
+    moerun::Tokenizer tok(moerun::read_vocab(*file));
+    benchmark::DoNotOptimize(tok.n_vocab());
+  }
+}
+BENCHMARK(BM_LoadFromGgufMetadata)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 
