@@ -23,12 +23,6 @@ namespace {
 
 constexpr int64_t kChunkElems = int64_t{1} << 18;  // f32 elements each thread converts at a time
 
-int64_t row_count(const std::vector<int64_t>& ne) {
-  int64_t rows = 1;
-  for (size_t d = 1; d < ne.size(); ++d) rows *= ne[d];
-  return rows;
-}
-
 std::string dir_name(const std::string& dir) {
   std::filesystem::path p = std::filesystem::absolute(dir).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
@@ -47,7 +41,7 @@ bool ignored_tensor(const std::string& name, bool tied) {
 void produce_tensor(const PlannedTensor& t, DType type, uint8_t* out, ThreadPool& pool,
                     std::vector<std::vector<float>>& scratch) {
   const int64_t cols = t.spec.ne[0];
-  const int64_t rows = row_count(t.spec.ne);
+  const int64_t rows = t.spec.rows();
   const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElems / cols);
   const int64_t n_chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   const int64_t stride = row_bytes(type, cols);
@@ -100,7 +94,7 @@ void convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_pat
   for (const PlannedTensor& t : plan) {
     const DType type = tensor_type_in_mix(types, t.spec);
     tensor_types.push_back(type);
-    const auto nbytes = static_cast<uint64_t>(row_bytes(type, t.spec.ne[0]) * row_count(t.spec.ne));
+    const auto nbytes = static_cast<uint64_t>(row_bytes(type, t.spec.ne[0]) * t.spec.rows());
     max_bytes = std::max(max_bytes, nbytes);
     total += nbytes;
   }
@@ -138,8 +132,8 @@ void convert_hf_checkpoint(const std::string& hf_dir, const std::string& out_pat
     uint8_t* out = buffers[i % 2].get();
     produce_tensor(plan[i], tensor_types[i], out, pool, scratch);
     weights.release_read_weights();  // the checkpoint's pages do not accumulate in memory
-    const uint64_t nbytes = static_cast<uint64_t>(row_bytes(tensor_types[i], plan[i].spec.ne[0]) *
-                                                  row_count(plan[i].spec.ne));
+    const uint64_t nbytes =
+        static_cast<uint64_t>(row_bytes(tensor_types[i], plan[i].spec.ne[0]) * plan[i].spec.rows());
     if (pending.valid()) complete_pending();
     pending = std::async(std::launch::async,
                          [&writer, out, nbytes] { writer.write_tensor_data(out, nbytes); });

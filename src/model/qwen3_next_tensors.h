@@ -40,6 +40,13 @@ struct TensorSpec {
   std::string name;
   std::vector<int64_t> ne;
   TensorRole role;
+
+  // Rows of ne[0] elements (the product of ne[1..]).
+  int64_t rows() const {
+    int64_t r = 1;
+    for (size_t d = 1; d < ne.size(); ++d) r *= ne[d];
+    return r;
+  }
 };
 
 // Every tensor of a qwen3next model in the order moerun writes them.

@@ -168,8 +168,7 @@ void fill_random_blocks(DType type, float std, Rng& rng, uint8_t* out, int64_t n
 void generate_tensor(const SynthOptions& o, const TensorSpec& spec, DType type, uint64_t index,
                      uint8_t* out, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
   const int64_t cols = spec.ne[0];
-  int64_t rows = 1;
-  for (size_t d = 1; d < spec.ne.size(); ++d) rows *= spec.ne[d];
+  const int64_t rows = spec.rows();
   const int64_t rows_per_chunk = std::max<int64_t>(1, (int64_t{1} << 20) / cols);
   const int64_t n_chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
   const int64_t stride = row_bytes(type, cols);
@@ -245,9 +244,8 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path, Threa
     const DType t = tensor_type_in_mix(o.types, s);
     types.push_back(t);
     writer.add_tensor(s.name, t, s.ne);
-    int64_t rows = 1;
-    for (size_t d = 1; d < s.ne.size(); ++d) rows *= s.ne[d];
-    max_bytes = std::max<uint64_t>(max_bytes, static_cast<uint64_t>(row_bytes(t, s.ne[0]) * rows));
+    max_bytes =
+        std::max<uint64_t>(max_bytes, static_cast<uint64_t>(row_bytes(t, s.ne[0]) * s.rows()));
   }
   writer.write_header();
 
@@ -262,9 +260,8 @@ void write_synthetic_model(const SynthOptions& o, const std::string& path, Threa
   for (size_t i = 0; i < specs.size(); ++i) {
     uint8_t* out = buffers[i % 2].get();
     generate_tensor(o, specs[i], types[i], i, out, pool, scratch);
-    int64_t rows = 1;
-    for (size_t d = 1; d < specs[i].ne.size(); ++d) rows *= specs[i].ne[d];
-    const uint64_t nbytes = static_cast<uint64_t>(row_bytes(types[i], specs[i].ne[0]) * rows);
+    const uint64_t nbytes =
+        static_cast<uint64_t>(row_bytes(types[i], specs[i].ne[0]) * specs[i].rows());
     if (pending.valid()) {
       pending.get();
       done += pending_bytes;
