@@ -56,7 +56,7 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
   Batch batch;
   for (size_t begin = 0; begin < req.prompt.size(); begin += static_cast<size_t>(chunk)) {
     const size_t end = std::min(req.prompt.size(), begin + static_cast<size_t>(chunk));
-    batch = Batch{};
+    batch.clear();
     batch.add(std::span(req.prompt).subspan(begin, end - begin), 0, end == req.prompt.size());
     model.forward(batch, states, logits.data());
   }
@@ -96,7 +96,7 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
     }
     if (i + 1 == req.max_tokens) break;  // no need to run the model for a token never sampled
     if (state.position() >= state.capacity()) break;  // context full: finish with `length`
-    batch = Batch{};
+    batch.clear();
     const int32_t one[] = {id};
     batch.add(one, 0, true);
     model.forward(batch, states, logits.data());

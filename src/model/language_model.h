@@ -50,6 +50,12 @@ struct Batch {
   void add(std::span<const int32_t> ids, int32_t seq, bool logits_for_last);
   // Number of tokens.
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+  // Empties the batch, keeping its memory (no allocation when it is refilled).
+  void clear() {
+    tokens.clear();
+    sequence.clear();
+    want_logits.clear();
+  }
 };
 
 // A loaded model. forward() is not thread-safe: one engine thread drives it.
