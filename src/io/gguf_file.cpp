@@ -335,7 +335,13 @@ void GgufFile::parse_all() {
     std::optional<int64_t> elems = rows ? checked_mul(*rows, t.view.ne[0]) : rows;
     std::optional<int64_t> row = checked_mul(t.view.ne[0] / info->block_elems, info->block_bytes);
     std::optional<int64_t> bytes = elems && row ? checked_mul(*rows, *row) : std::nullopt;
-    if (!bytes) {
+    // With a zero dimension the products above are 0, yet products of the other dimensions (as
+    // consumers may form them in any order) must still fit too.
+    std::optional<int64_t> nonzero = 1;
+    for (int d = 0; d < 4 && nonzero; ++d) {
+      if (t.view.ne[d] != 0) nonzero = checked_mul(*nonzero, t.view.ne[d]);
+    }
+    if (!bytes || !nonzero) {
       fail("{}: tensor '{}': shape {} is too large (its size overflows 64 bits)", file, t.name,
            t.view.shape_string());
     }

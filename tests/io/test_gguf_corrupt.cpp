@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <memory>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -315,6 +316,19 @@ TEST(GgufCorrupt, OpenReportsMissingFilesAndDirectories) {
   std::fclose(std::fopen(empty.c_str(), "wb"));
   EXPECT_THROW(GgufFile::open(empty), Error);
   std::remove(empty.c_str());
+}
+
+// Found by the fuzzer: ne = {184549632, 824633720848, 0, 0} has zero bytes, but the product of
+// its first two dimensions overflows int64 (Tensor::nelements multiplies left to right).
+TEST(GgufCorrupt, ZeroDimensionDoesNotHideAnOverflowingShape) {
+  const std::string path =
+      std::string(MOERUN_SOURCE_DIR) + "/tests/fuzz/seeds/gguf_zero_dim_overflow.bin";
+  try {
+    GgufFile::open(path);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overflows"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
