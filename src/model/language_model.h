@@ -13,6 +13,7 @@ class GgufFile;
 class ThreadPool;
 class MoeDispatcher;
 class StageClock;
+class ExpertStats;
 
 // Facts about a loaded model that front ends and the engine use.
 struct ModelInfo {
@@ -73,6 +74,8 @@ class LanguageModel {
                        float* logits) = 0;
   // Per-stage wall time of forward() (disabled until enabled), or null when not measured.
   virtual StageClock* stage_clock() { return nullptr; }
+  // Routed-expert counters of the model's dispatcher, or null when it keeps none.
+  virtual ExpertStats* expert_stats() { return nullptr; }
 };
 
 // How a model runs: the CPU thread pool and, optionally, who computes the routed experts.

@@ -112,6 +112,7 @@ class MoeDecoder : public LanguageModel {
   }
 
   StageClock* stage_clock() override { return &clock_; }
+  ExpertStats* expert_stats() override { return experts_->stats(); }
 
  private:
   DecoderWeights w_;

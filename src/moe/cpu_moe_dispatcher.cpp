@@ -1,6 +1,7 @@
 // CpuMoeDispatcher: tokens grouped by expert; gate and up of all used experts in one batched
 // matmul, SiLU product, then all downs in a second.
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -41,7 +42,10 @@ struct CpuMoeDispatcher::Scratch {
 };
 
 CpuMoeDispatcher::CpuMoeDispatcher(std::vector<LayerExperts> layers, ThreadPool& pool)
-    : layers_(std::move(layers)), pool_(pool), scratch_(std::make_unique<Scratch>()) {
+    : layers_(std::move(layers)),
+      stats_(static_cast<int64_t>(layers_.size()), layers_.empty() ? 0 : layers_[0].gate.ne[2]),
+      pool_(pool),
+      scratch_(std::make_unique<Scratch>()) {
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerExperts& e = layers_[l];
     const bool ok = e.gate.ne == e.up.ne && e.down.ne[0] == e.gate.ne[1] &&
@@ -67,6 +71,7 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
   Scratch& s = *scratch_;
   std::fill(out, out + n_tokens * hidden, 0.0f);
   if (n_tokens == 0) return;
+  const auto start = std::chrono::steady_clock::now();
 
   // Group the assignments by expert (ascending expert id, token order within an expert).
   const int64_t n_assign = n_tokens * top_k;
@@ -125,6 +130,14 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
       for (int64_t i = 0; i < hidden; ++i) o[i] += wk * d[i];
     }
   }
+  stats_.record_routing(layer, ids, n_assign);
+  const uint64_t expert_bytes =
+      static_cast<uint64_t>(L.gate.ne[1] * L.gate.row_nbytes() + L.up.ne[1] * L.up.row_nbytes() +
+                            L.down.ne[1] * L.down.row_nbytes());
+  stats_.record_cpu(layer, s.used.size(), s.used.size() * expert_bytes);
+  if (layer == 0) stats_.record_tokens(static_cast<uint64_t>(n_tokens));
+  stats_.add_cpu_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace moerun

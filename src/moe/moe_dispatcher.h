@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "moe/expert_stats.h"
 
 namespace moerun {
 
@@ -28,6 +29,8 @@ class MoeDispatcher {
   // (overwritten).
   virtual void run(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids,
                    const float* weights, int64_t top_k, float* out) = 0;
+  // Live routing and placement counters, or null when the dispatcher keeps none.
+  virtual ExpertStats* stats() { return nullptr; }
 };
 
 // Runs every routed expert on the CPU thread pool, tokens grouped by expert.
@@ -38,10 +41,12 @@ class CpuMoeDispatcher : public MoeDispatcher {
   ~CpuMoeDispatcher() override;
   void run(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids,
            const float* weights, int64_t top_k, float* out) override;
+  ExpertStats* stats() override { return &stats_; }
 
  private:
   struct Scratch;
   std::vector<LayerExperts> layers_;
+  ExpertStats stats_;
   ThreadPool& pool_;
   std::unique_ptr<Scratch> scratch_;
 };
