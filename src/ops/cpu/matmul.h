@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/dtype.h"
+#include "core/weight_matrix.h"
 
 namespace moerun {
 
@@ -20,16 +21,6 @@ CpuIsa detect_cpu_isa();
 
 // Name of a path, e.g. "avx512".
 std::string_view cpu_isa_name(CpuIsa isa);
-
-// A weight matrix in memory: `rows` rows of `cols` weights of `type`, rows `row_stride` bytes
-// apart.
-struct WeightMatrix {
-  DType type = DType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;        // a multiple of the type's block size
-  int64_t row_stride = 0;  // bytes between rows (row_bytes(type, cols) when packed)
-  const void* data = nullptr;
-};
 
 // y [n_tokens, w.rows] f32 = x [n_tokens, w.cols] f32 times W^T; n_tokens in 1..64 is the fast
 // range. Rows are split among the pool's threads in contiguous slices (pool may be null: run on the
