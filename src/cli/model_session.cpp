@@ -9,7 +9,11 @@
 
 namespace moerun::cli {
 
-ModelSession open_model_session(const std::string& path_arg, int threads) {
+ModelSession open_model_session(const std::string& path_arg, int threads,
+                                const DeviceFlags& device) {
+  if (device.device == "cuda") {
+    fail("--device cuda: the CUDA model is not available in this build yet");
+  }
   ModelSession s;
   s.file = GgufFile::open(resolve_model_path(path_arg));
   s.pool = std::make_unique<ThreadPool>(threads > 0 ? threads : default_thread_count());

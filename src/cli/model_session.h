@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/device_options.h"
 #include "core/thread_pool.h"
 #include "io/gguf_file.h"
 #include "model/language_model.h"
@@ -24,8 +25,10 @@ struct ModelSession {
 };
 
 // Opens `path_arg` (or the default model), starts `threads` threads (0: physical cores) and
-// loads the model and tokenizer. Throws Error with a clear message on any problem.
-ModelSession open_model_session(const std::string& path_arg, int threads);
+// loads the model, placed as `device` says, and the tokenizer. Throws Error with a clear message
+// on any problem.
+ModelSession open_model_session(const std::string& path_arg, int threads,
+                                const DeviceFlags& device = {});
 
 // Parses "1,2,3" into token ids, each checked against `vocab`; throws Error naming a bad entry.
 std::vector<int32_t> parse_token_ids(const std::string& text, int64_t vocab);
