@@ -1,0 +1,81 @@
+// Host-side launch planning of the CUDA matmul and expert kernels (pure C++: tested without a GPU).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace moerun::cuda_plan {
+
+// Warps per thread block of the GEMV and expert kernels.
+inline constexpr int kGemvWarps = 4;
+// Most tokens the GEMV path takes; more go through dequantised tiles and cuBLAS.
+inline constexpr int64_t kMaxGemvTokens = 8;
+// Largest expert group (assignments of one expert multiplied in one pass over its weights).
+inline constexpr int kMaxExpertGroup = 8;
+// Bytes of the bf16 weight tile of the prefill path (lm_head takes several tiles).
+inline constexpr int64_t kPrefillTileBytes = int64_t{64} << 20;
+
+// F32, F16 and BF16 rows are read directly in f32; the block formats are multiplied with int8
+// activations.
+constexpr bool is_float_format(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
+
+// Whether matmul_cuda and moe_experts_cuda support weights of this type.
+constexpr bool gpu_matmul_supports(DType t) {
+  return is_float_format(t) || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K ||
+         t == DType::Q5_K || t == DType::Q6_K;
+}
+
+// Columns one warp takes per step: 32 groups of 32 weights (one per lane) for block formats, 512
+// (4 x 128, four per lane) for float formats.
+constexpr int64_t gemv_chunk_cols(DType t) {
+  return is_float_format(t) ? 512 : 1024;
+}
+
+// Weight rows one warp multiplies at once (they share each activation load): more for more tokens.
+constexpr int gemv_rows_per_warp(DType t, int64_t n_tokens) {
+  if (n_tokens <= 2) return 1;
+  if (n_tokens <= 4 || is_float_format(t)) return 2;
+  return 4;
+}
+
+// Warps of a block that split one row's columns (1, 2 or 4); the others take further rows.
+constexpr int gemv_split_k(DType t, int64_t cols) {
+  const int64_t chunks = (cols + gemv_chunk_cols(t) - 1) / gemv_chunk_cols(t);
+  return chunks >= 4 ? 4 : chunks >= 2 ? 2 : 1;
+}
+
+// Rows of one thread block: (warps / split) row groups of rows_per_warp rows.
+constexpr int64_t gemv_rows_per_block(DType t, int64_t n_tokens, int64_t cols) {
+  return (kGemvWarps / gemv_split_k(t, cols)) * gemv_rows_per_warp(t, n_tokens);
+}
+
+// Rows of one bf16 weight tile of the prefill path: all rows when they fit in tile_bytes, else as
+// many as fit (at least one).
+constexpr int64_t prefill_tile_rows(int64_t rows, int64_t cols, int64_t tile_bytes) {
+  const int64_t fit = std::max<int64_t>(1, tile_bytes / std::max<int64_t>(1, 2 * cols));
+  return std::min(rows, fit);
+}
+
+// Bytes of the bf16 tile buffer that covers every matrix up to max_rows x max_cols.
+constexpr int64_t prefill_tile_buffer_bytes(int64_t max_rows, int64_t max_cols,
+                                            int64_t tile_bytes) {
+  return prefill_tile_rows(max_rows, max_cols, tile_bytes) * max_cols * 2;
+}
+
+// Group size of the expert kernels for a batch of n_tokens: 1, 2, 4 or 8 (a token normally
+// chooses an expert at most once, so a group rarely holds more assignments than tokens).
+constexpr int expert_group_size(int64_t n_tokens) {
+  return n_tokens <= 1 ? 1 : n_tokens <= 2 ? 2 : n_tokens <= 4 ? 4 : kMaxExpertGroup;
+}
+
+// Upper bound on the number of groups when n_assign assignments over n_experts experts are cut
+// into groups of at most `group`: sum over used experts of ceil(count / group).
+constexpr int64_t expert_group_bound(int64_t n_assign, int group, int64_t n_experts) {
+  return std::min(n_assign, n_assign / group + std::min(n_experts, n_assign));
+}
+
+}  // namespace moerun::cuda_plan
