@@ -4,9 +4,8 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "engine/stop_strings.h"
+#include "engine/token_text_stream.h"
 #include "model/language_model.h"
-#include "tokenizer/streaming_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moerun {
@@ -26,6 +25,10 @@ const char* finish_reason_name(FinishReason reason) {
       return "length";
     case FinishReason::cancelled:
       return "cancelled";
+    case FinishReason::timeout:
+      return "timeout";
+    case FinishReason::error:
+      return "error";
   }
   return "unknown";
 }
@@ -63,13 +66,13 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
   result.prefill_seconds = seconds_since(t0);
   if (cb.on_prefill_done) cb.on_prefill_done();
 
-  StopStringMatcher stops(req.stop);
-  std::unique_ptr<StreamingDecoder> decoder;
-  if (tokenizer) decoder = std::make_unique<StreamingDecoder>(*tokenizer);
-  auto emit = [&](const std::string& text) {
-    if (text.empty()) return;
-    result.text += text;
-    if (cb.on_text) cb.on_text(text);
+  TokenTextStream output(tokenizer, req.stop, req.stop_tokens);
+  std::string released;  // text released by the current token
+  auto emit = [&] {
+    if (released.empty()) return;
+    result.text += released;
+    if (cb.on_text) cb.on_text(released);
+    released.clear();
   };
 
   const auto t1 = std::chrono::steady_clock::now();
@@ -81,18 +84,17 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
     }
     if (cb.on_logits) cb.on_logits(logits);
     const int32_t id = sampler.sample(logits).id;
-    if (std::find(req.stop_tokens.begin(), req.stop_tokens.end(), id) != req.stop_tokens.end()) {
+    const TokenVerdict verdict = output.push(id, released);
+    if (verdict == TokenVerdict::stop_token) {
       result.finish = FinishReason::stop;
       break;
     }
     result.tokens.push_back(id);
     if (cb.on_token) cb.on_token(id);
-    if (decoder) {
-      emit(stops.push(decoder->push(id)));
-      if (stops.stopped()) {
-        result.finish = FinishReason::stop;
-        break;
-      }
+    emit();
+    if (verdict == TokenVerdict::stop_string) {
+      result.finish = FinishReason::stop;
+      break;
     }
     if (i + 1 == req.max_tokens) break;  // no need to run the model for a token never sampled
     if (state.position() >= state.capacity()) break;  // context full: finish with `length`
@@ -102,7 +104,8 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
     model.forward(batch, states, logits.data());
     ++result.fed_tokens;
   }
-  if (decoder && !stops.stopped()) emit(stops.push(decoder->flush()) + stops.flush());
+  output.finish(released);  // held-back text, unless a stop string ended the output
+  emit();
   result.decode_seconds = seconds_since(t1);
   return result;
 }

@@ -17,10 +17,10 @@ class LanguageModel;
 class SequenceState;
 class Tokenizer;
 
-// Why generation ended.
-enum class FinishReason { stop, length, cancelled };
+// Why generation ended (timeout and error only come from the engine's scheduler).
+enum class FinishReason { stop, length, cancelled, timeout, error };
 
-// Name used in APIs: "stop", "length", "cancelled".
+// Name used in APIs: "stop", "length", "cancelled", "timeout", "error".
 const char* finish_reason_name(FinishReason reason);
 
 // What to generate.
