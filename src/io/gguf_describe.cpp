@@ -1,7 +1,9 @@
 #include "io/gguf_describe.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -34,7 +36,56 @@ std::string total_line(std::string_view label, const Total& t) {
                      t.tensors, t.params, format_params(t.params), t.bytes, format_bytes(t.bytes));
 }
 
+// The layer number N of a name "blk.N.*", or -1.
+int64_t layer_of(std::string_view name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int64_t n = -1;
+  const char* begin = name.data() + 4;
+  const auto [ptr, ec] = std::from_chars(begin, name.data() + name.size(), n);
+  if (ec != std::errc() || ptr == begin || ptr == name.data() + name.size() || *ptr != '.') {
+    return -1;
+  }
+  return n;
+}
+
 }  // namespace
+
+TensorCategory tensor_category(std::string_view name) {
+  if (name.find("_exps") != std::string_view::npos) return TensorCategory::routed_experts;
+  if (name.find("token_embd") != std::string_view::npos) return TensorCategory::embeddings;
+  return TensorCategory::dense;
+}
+
+TensorBytes tensor_bytes(const GgufFile& file) {
+  TensorBytes b;
+  std::map<int64_t, uint64_t> expert_bytes;  // layer -> bytes of one expert
+  for (const GgufTensorInfo& t : file.tensors()) {
+    switch (tensor_category(t.name)) {
+      case TensorCategory::routed_experts: {
+        b.routed_experts += t.nbytes;
+        const int64_t n_experts = t.view.n_dims == 3 ? t.view.ne[2] : 0;
+        const int64_t layer = layer_of(t.name);
+        if (n_experts > 0 && layer >= 0) {
+          b.experts_per_layer = std::max(b.experts_per_layer, n_experts);
+          expert_bytes[layer] += t.nbytes / static_cast<uint64_t>(n_experts);
+        }
+        break;
+      }
+      case TensorCategory::embeddings:
+        b.embeddings += t.nbytes;
+        break;
+      case TensorCategory::dense:
+        b.dense += t.nbytes;
+        break;
+    }
+  }
+  b.moe_layers = static_cast<int64_t>(expert_bytes.size());
+  for (const auto& [layer, bytes] : expert_bytes) {
+    b.expert_all_layers += bytes;
+    b.largest_expert = std::max(b.largest_expert, bytes);
+  }
+  return b;
+}
 
 std::string format_bytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
@@ -82,12 +133,16 @@ std::string describe_gguf(const GgufFile& file, bool all) {
     out += fmt::format("  {:<{}}  {:<8} {:<{}} {:>14}  {}{}\n", t.name, name_width, info.name,
                        t.view.shape_string(), shape_width, t.nbytes, t.offset,
                        info.supported ? "" : "  (type not supported by moerun)");
-    if (t.name.find("_exps") != std::string::npos) {
-      experts.add(t);
-    } else if (t.name.find("token_embd") != std::string::npos) {
-      embeddings.add(t);
-    } else {
-      other.add(t);
+    switch (tensor_category(t.name)) {
+      case TensorCategory::routed_experts:
+        experts.add(t);
+        break;
+      case TensorCategory::embeddings:
+        embeddings.add(t);
+        break;
+      case TensorCategory::dense:
+        other.add(t);
+        break;
     }
     if (!info.supported) unsupported.add(t);
     all_tensors.add(t);

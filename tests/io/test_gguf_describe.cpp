@@ -89,5 +89,19 @@ TEST(FormatBytes, UsesBinaryUnits) {
   EXPECT_EQ(format_bytes(45ull << 30), "45.00 GiB");
 }
 
+TEST_F(GgufDescribe, TensorBytesByCategoryAndPerExpert) {
+  const TensorBytes b = tensor_bytes(*file_);
+  EXPECT_EQ(b.routed_experts, 32u * 144 + 32u * 210);
+  EXPECT_EQ(b.embeddings, 680u);
+  EXPECT_EQ(b.dense, 256u + 66u);
+  EXPECT_EQ(b.moe_layers, 1);
+  EXPECT_EQ(b.experts_per_layer, 8);
+  EXPECT_EQ(b.expert_all_layers, (32u * 144 + 32u * 210) / 8);  // 1416 bytes per expert
+  EXPECT_EQ(b.largest_expert, 1416u);
+  EXPECT_EQ(tensor_category("blk.3.ffn_gate_exps.weight"), TensorCategory::routed_experts);
+  EXPECT_EQ(tensor_category("token_embd.weight"), TensorCategory::embeddings);
+  EXPECT_EQ(tensor_category("output.weight"), TensorCategory::dense);
+}
+
 }  // namespace
 }  // namespace moerun
