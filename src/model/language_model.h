@@ -14,6 +14,8 @@ class ThreadPool;
 class MoeDispatcher;
 class StageClock;
 class ExpertStats;
+class RoutingOverride;
+class RoutingObserver;
 
 // Facts about a loaded model that front ends and the engine use.
 struct ModelInfo {
@@ -82,6 +84,10 @@ class LanguageModel {
 struct ModelOptions {
   ThreadPool* pool = nullptr;        // required
   MoeDispatcher* experts = nullptr;  // null: the model's own CPU dispatcher
+
+  // Routing hooks (moe/routing_override.h); null: the router decides and nobody observes.
+  RoutingOverride* routing_override = nullptr;  // replaces the router's choice (benchmark modes)
+  RoutingObserver* routing_observer = nullptr;  // sees each layer's final routing (profiling)
 };
 
 // Loads the architecture `file` declares (qwen3next, qwen3moe); throws Error naming what is

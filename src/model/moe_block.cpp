@@ -3,6 +3,7 @@
 #include "core/stage_clock.h"
 #include "model/scratch.h"
 #include "moe/moe_dispatcher.h"
+#include "moe/routing_override.h"
 #include "ops/cpu/activations.h"
 #include "ops/cpu/router.h"
 
@@ -10,7 +11,7 @@ namespace moerun {
 
 void moe_block(const MoeConfig& c, const MoeWeights& w, int64_t layer, const float* x, int64_t n,
                MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out,
-               StageClock* clock) {
+               StageClock* clock, const RoutingHooks* hooks) {
   const auto un = static_cast<size_t>(n);
   const bool shared = c.shared_ffn > 0;
   float* logits = grow(s.logits, un * c.n_experts);
@@ -30,6 +31,10 @@ void moe_block(const MoeConfig& c, const MoeWeights& w, int64_t layer, const flo
   matmul_batch(s.jobs, &pool, s.workspace);
   softmax_top_k(logits, n, c.n_experts, c.top_k, c.normalize_top_k, ids, weights,
                 grow(s.probs, static_cast<size_t>(c.n_experts)));
+  if (hooks != nullptr) {
+    if (hooks->replace) hooks->replace->choose(layer, n, c.top_k, ids, weights);
+    if (hooks->observe) hooks->observe->observe(layer, n, c.top_k, ids, weights);
+  }
   {
     StageClock::Scope timed(clock, StageClock::experts);
     experts.run(layer, x, n, ids, weights, c.top_k, out);

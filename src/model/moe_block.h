@@ -10,6 +10,7 @@
 namespace moerun {
 
 class MoeDispatcher;
+struct RoutingHooks;
 class StageClock;
 class ThreadPool;
 
@@ -46,9 +47,10 @@ struct MoeScratch {
 
 // x [n, hidden] f32 (normalised input) -> out [n, hidden] f32 (overwritten). `layer` is passed to
 // the dispatcher, which computes the routed experts. The dispatcher's time goes to `clock`'s
-// experts stage (clock may be null).
+// experts stage (clock may be null). `hooks` (may be null) may replace the router's choice and
+// observe the final one.
 void moe_block(const MoeConfig& config, const MoeWeights& w, int64_t layer, const float* x,
                int64_t n, MoeDispatcher& experts, ThreadPool& pool, MoeScratch& s, float* out,
-               StageClock* clock = nullptr);
+               StageClock* clock = nullptr, const RoutingHooks* hooks = nullptr);
 
 }  // namespace moerun

@@ -10,6 +10,7 @@
 #include "model/batch_plan.h"
 #include "model/scratch.h"
 #include "model/sequence_caches.h"
+#include "moe/routing_override.h"
 #include "ops/cpu/norms.h"
 
 namespace moerun {
@@ -23,6 +24,8 @@ class MoeDecoder : public LanguageModel {
  public:
   MoeDecoder(DecoderWeights weights, const ModelOptions& options)
       : w_(std::move(weights)), pool_(*options.pool), experts_(options.experts) {
+    hooks_.replace = options.routing_override;
+    hooks_.observe = options.routing_observer;
     if (experts_ == nullptr) {
       own_experts_ = std::make_unique<CpuMoeDispatcher>(w_.experts, pool_);
       experts_ = own_experts_.get();
@@ -86,7 +89,7 @@ class MoeDecoder : public LanguageModel {
         const auto start = std::chrono::steady_clock::now();
         rms_norm(h, layer.ffn_norm.data(), n, hidden, w_.rms_eps, xn);
         moe_block(w_.moe_config, layer.moe, static_cast<int64_t>(l), xn, n, *experts_, pool_,
-                  moe_scratch_, mix, &clock_);
+                  moe_scratch_, mix, &clock_, hooks_.replace || hooks_.observe ? &hooks_ : nullptr);
         add_into(h, mix, n * hidden);
         if (clock_.enabled()) {
           const double total =
@@ -118,6 +121,7 @@ class MoeDecoder : public LanguageModel {
   DecoderWeights w_;
   ThreadPool& pool_;
   MoeDispatcher* experts_;
+  RoutingHooks hooks_;  // from ModelOptions; both null on the model's own path
   std::unique_ptr<CpuMoeDispatcher> own_experts_;
   CacheLayout layout_;
   // Per-call working memory, grown on demand and kept.
