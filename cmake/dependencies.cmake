@@ -16,3 +16,5 @@ endif()
 if(MOERUN_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+# cpp-httplib (Debian's compiled library and its pkg-config flags) for the HTTP server.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
