@@ -11,8 +11,10 @@ namespace moerun::cli {
 void add_inspect_command(CLI::App& app);
 // `moerun synth`: writes a synthetic Qwen3-Next GGUF with random weights and the real tokenizer.
 void add_synth_command(CLI::App& app);
-// `moerun check`: machine features, measured bandwidths, and CPU kernel speed on a model's tensors.
+// `moerun check`: machine features, measured bandwidths (stored as the calibration), model fit.
 void add_check_command(CLI::App& app);
+// `moerun bench`: end-to-end speed of the spec/bench.md scenarios or a custom run.
+void add_bench_command(CLI::App& app);
 // `moerun tokenize` / `moerun detokenize` / `moerun render-chat`.
 void add_tokenizer_commands(CLI::App& app);
 // `moerun convert HF_DIR -o FILE.gguf`: a Hugging Face checkpoint to GGUF.

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   moerun::cli::add_inspect_command(app);
   moerun::cli::add_synth_command(app);
   moerun::cli::add_check_command(app);
+  moerun::cli::add_bench_command(app);
   moerun::cli::add_tokenizer_commands(app);
   moerun::cli::add_convert_command(app);
   moerun::cli::add_generate_command(app);
