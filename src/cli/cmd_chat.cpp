@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/model_session.h"
 #include "cli/sampling_options.h"
 #include "core/error.h"
@@ -48,6 +49,7 @@ struct ChatArgs {
   int64_t ctx = 4096;
   int64_t max_tokens = 1024;
   int threads = 0;
+  DeviceFlags device;
   bool no_think = false;
   SamplingFlags sampling;
 };
@@ -75,7 +77,7 @@ bool read_message(std::string& out) {
 }
 
 void run_chat(const ChatArgs& a) {
-  ModelSession s = open_model_session(a.model, a.threads);
+  ModelSession s = open_model_session(a.model, a.threads, a.device);
   if (!s.tokenizer) fail("{} has no tokenizer, so it cannot chat", s.file->path());
   const int64_t ctx = std::min(a.ctx, s.model->info().context_length);
   auto state = s.model->new_sequence(ctx);
@@ -173,6 +175,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: physical cores)");
   cmd->add_flag("--no-think", a->no_think, "Ask the model not to think (enable_thinking=false)");
   add_sampling_options(cmd, a->sampling);
+  add_device_options(cmd, a->device);
   cmd->callback([a] { run_chat(*a); });
 }
 

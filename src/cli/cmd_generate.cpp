@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/model_session.h"
 #include "cli/sampling_options.h"
 #include "core/error.h"
@@ -27,6 +28,7 @@ struct GenerateArgs {
   int64_t max_tokens = 128;
   int64_t ctx = 0;
   int threads = 0;
+  DeviceFlags device;
   bool chat = false;
   bool no_think = false;
   std::string system;
@@ -83,7 +85,7 @@ void print_profile(const char* phase, const StageClock& clock, int64_t tokens) {
 }
 
 void run_generate(const GenerateArgs& a) {
-  ModelSession s = open_model_session(a.model, a.threads);
+  ModelSession s = open_model_session(a.model, a.threads, a.device);
   GenerationRequest req;
   req.prompt = prompt_tokens(a, s);
   if (req.prompt.empty()) fail("the prompt is empty: it encodes to no tokens");
@@ -181,6 +183,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--profile", a->profile,
                 "Print the time of each stage (attention, DeltaNet, router, experts, ...)");
   add_sampling_options(cmd, a->sampling);
+  add_device_options(cmd, a->device);
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "io/gguf_file.h"
 #include "model/language_model.h"
+#include "moe/routing_override.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moerun::cli {
@@ -25,10 +26,10 @@ struct ModelSession {
 };
 
 // Opens `path_arg` (or the default model), starts `threads` threads (0: physical cores) and
-// loads the model, placed as `device` says, and the tokenizer. Throws Error with a clear message
-// on any problem.
+// loads the model, placed as `device` says, and the tokenizer; `hooks` go to ModelOptions (they
+// must outlive the session). Throws Error with a clear message on any problem.
 ModelSession open_model_session(const std::string& path_arg, int threads,
-                                const DeviceFlags& device = {});
+                                const DeviceFlags& device = {}, const RoutingHooks& hooks = {});
 
 // Parses "1,2,3" into token ids, each checked against `vocab`; throws Error naming a bad entry.
 std::vector<int32_t> parse_token_ids(const std::string& text, int64_t vocab);

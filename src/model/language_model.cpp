@@ -4,6 +4,9 @@
 #include "io/gguf_file.h"
 #include "model/qwen3_moe.h"
 #include "model/qwen3_next.h"
+#if MOERUN_CUDA
+#include "model/cuda_decoder.h"
+#endif
 
 namespace moerun {
 
@@ -24,10 +27,22 @@ std::unique_ptr<LanguageModel> load_language_model(const GgufFile& file,
   }
   const std::string& arch = arch_value->as_string("general.architecture");
   if (options.pool == nullptr) fail("loading a model needs a thread pool (ModelOptions::pool)");
-  if (arch == "qwen3next") return load_qwen3_next(file, options);
-  if (arch == "qwen3moe") return load_qwen3_moe(file, options);
-  fail("{}: architecture '{}' is not supported; supported architectures: qwen3next, qwen3moe",
-       file.path(), arch);
+  DecoderWeights weights;
+  if (arch == "qwen3next") {
+    weights = bind_qwen3_next(file);
+  } else if (arch == "qwen3moe") {
+    weights = bind_qwen3_moe(file);
+  } else {
+    fail("{}: architecture '{}' is not supported; supported architectures: qwen3next, qwen3moe",
+         file.path(), arch);
+  }
+  if (!options.gpu.enabled) return make_moe_decoder(std::move(weights), options);
+#if MOERUN_CUDA
+  return make_cuda_decoder(std::move(weights), options);
+#else
+  fail("{}: this build of moerun has no CUDA backend (build with nvcc, or use --device cpu)",
+       file.path());
+#endif
 }
 
 }  // namespace moerun

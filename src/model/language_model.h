@@ -80,18 +80,29 @@ class LanguageModel {
   virtual ExpertStats* expert_stats() { return nullptr; }
 };
 
+// How a model uses the GPU: a VRAM budget and the batch and context sizes to plan it for.
+struct GpuOptions {
+  bool enabled = false;            // false: everything on the CPU
+  uint64_t budget = 0;             // bytes of VRAM at most; 0: free VRAM minus a safety margin
+  int64_t max_batch_tokens = 512;  // most tokens one forward() call may carry
+  int64_t max_sequences = 16;      // most sequences one forward() call may carry
+  bool graphs = true;              // replay decode steps as CUDA graphs
+};
+
 // How a model runs: the CPU thread pool and, optionally, who computes the routed experts.
 struct ModelOptions {
   ThreadPool* pool = nullptr;        // required
   MoeDispatcher* experts = nullptr;  // null: the model's own CPU dispatcher
+  GpuOptions gpu;                    // gpu.enabled: run on the GPU (CUDA builds)
 
   // Routing hooks (moe/routing_override.h); null: the router decides and nobody observes.
   RoutingOverride* routing_override = nullptr;  // replaces the router's choice (benchmark modes)
   RoutingObserver* routing_observer = nullptr;  // sees each layer's final routing (profiling)
 };
 
-// Loads the architecture `file` declares (qwen3next, qwen3moe); throws Error naming what is
-// unsupported, missing or mis-shaped. The file must outlive the model (weights are views into it).
+// Loads the architecture `file` declares (qwen3next, qwen3moe), on the CPU or (options.gpu) the
+// GPU; throws Error naming what is unsupported, missing, mis-shaped or does not fit. The file must
+// outlive the model (weights are views into it).
 std::unique_ptr<LanguageModel> load_language_model(const GgufFile& file,
                                                    const ModelOptions& options);
 

@@ -4,14 +4,13 @@
 #include "io/gguf_file.h"
 #include "model/decoder_binding.h"
 #include "model/model_info.h"
-#include "model/moe_decoder.h"
 #include "model/qwen3_moe_config.h"
 #include "model/weight_binding.h"
 #include "ops/cpu/rope.h"
 
 namespace moerun {
 
-std::unique_ptr<LanguageModel> load_qwen3_moe(const GgufFile& file, const ModelOptions& options) {
+DecoderWeights bind_qwen3_moe(const GgufFile& file) {
   const Qwen3MoeConfig c = read_qwen3_moe_config(file);
   if (c.head_dim > kMaxRopeDims) fail("{}: key_length {} is too large", file.path(), c.head_dim);
   const WeightBinder b(file);
@@ -46,7 +45,7 @@ std::unique_ptr<LanguageModel> load_qwen3_moe(const GgufFile& file, const ModelO
     w.experts.push_back(bind_layer_experts(b, w.moe_config, c.expert_ffn, i));
     w.layers.push_back(std::move(layer));
   }
-  return make_moe_decoder(std::move(w), options);
+  return w;
 }
 
 }  // namespace moerun

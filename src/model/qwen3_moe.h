@@ -3,14 +3,12 @@
 // Qwen3MoeForCausalLM.
 #pragma once
 
-#include <memory>
-
-#include "model/language_model.h"
+#include "model/moe_decoder.h"
 
 namespace moerun {
 
 // Binds every tensor of a qwen3moe file (output tied to token_embd when `output` is absent) and
-// returns the model; throws Error naming a missing or mis-shaped tensor.
-std::unique_ptr<LanguageModel> load_qwen3_moe(const GgufFile& file, const ModelOptions& options);
+// returns the weights; throws Error naming a missing or mis-shaped tensor.
+DecoderWeights bind_qwen3_moe(const GgufFile& file);
 
 }  // namespace moerun

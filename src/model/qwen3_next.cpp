@@ -4,7 +4,6 @@
 #include "io/gguf_file.h"
 #include "model/decoder_binding.h"
 #include "model/model_info.h"
-#include "model/moe_decoder.h"
 #include "model/qwen3_next_config.h"
 #include "model/weight_binding.h"
 #include "ops/cpu/gated_delta_rule.h"
@@ -46,7 +45,7 @@ DeltaNetWeights bind_deltanet(const WeightBinder& b, const DeltaNetConfig& c, in
 
 }  // namespace
 
-std::unique_ptr<LanguageModel> load_qwen3_next(const GgufFile& file, const ModelOptions& options) {
+DecoderWeights bind_qwen3_next(const GgufFile& file) {
   const Qwen3NextConfig c = read_qwen3_next_config(file);
   if (c.rope_dims > kMaxRopeDims) fail("{}: rope.dimension_count is too large", file.path());
   if (c.linear_v_dim > kMaxDeltaValueDim) {
@@ -95,7 +94,7 @@ std::unique_ptr<LanguageModel> load_qwen3_next(const GgufFile& file, const Model
     w.experts.push_back(bind_layer_experts(b, w.moe_config, c.expert_ffn, i));
     w.layers.push_back(std::move(layer));
   }
-  return make_moe_decoder(std::move(w), options);
+  return w;
 }
 
 }  // namespace moerun

@@ -2,14 +2,12 @@
 // shared expert, computed like transformers' Qwen3NextForCausalLM.
 #pragma once
 
-#include <memory>
-
-#include "model/language_model.h"
+#include "model/moe_decoder.h"
 
 namespace moerun {
 
-// Binds every tensor of a qwen3next file (either DeltaNet layout) and returns the model; throws
+// Binds every tensor of a qwen3next file (either DeltaNet layout) and returns the weights; throws
 // Error naming a missing or mis-shaped tensor.
-std::unique_ptr<LanguageModel> load_qwen3_next(const GgufFile& file, const ModelOptions& options);
+DecoderWeights bind_qwen3_next(const GgufFile& file);
 
 }  // namespace moerun

@@ -1,5 +1,5 @@
 // matmul_cuda: argument checks, the workspace, the GEMV path (n_tokens <= 8) and the prefill path
-// (bf16 tiles of W times bf16 x on cuBLAS, f32 accumulation and output).
+// (bf16 tiles of W times bf16 x on cuBLAS, f32 accumulation and output; f32 W: SGEMM in place).
 #include "ops/cuda/matmul_cuda.h"
 
 #include <cublas_v2.h>
@@ -103,12 +103,22 @@ void matmul_prefill(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   cublas_check(
       cublasSetWorkspace(ws.cublas, ws.cublas_workspace.data(), ws.cublas_workspace.capacity()),
       "cublasSetWorkspace");
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  if (w.type == DType::F32) {
+    // f32 weights: full-precision SGEMM on W in place (no tile, no rounding of W or x), so f32
+    // models prefill exactly as they decode.
+    cublas_check(cublasSgemm(ws.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows),
+                             static_cast<int>(n_tokens), static_cast<int>(w.cols), &alpha,
+                             static_cast<const float*>(w.data), static_cast<int>(w.row_stride / 4),
+                             x, static_cast<int>(w.cols), &beta, y, static_cast<int>(w.rows)),
+                 "cublasSgemm");
+    return;
+  }
   auto* xbf = ws.xbf.as<uint16_t>();
   convert_f32_to_bf16_cuda(x, xbf, n_tokens * w.cols, stream);
   const int64_t tile_rows =
       cuda_plan::prefill_tile_rows(w.rows, w.cols, cuda_plan::kPrefillTileBytes);
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
   auto* tile = ws.wtile.as<uint16_t>();
   for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
     const int64_t tr = std::min(tile_rows, w.rows - r0);

@@ -4,7 +4,8 @@
 // Numerics. Up to 8 tokens, float formats: f32 products and sums. Up to 8 tokens, block formats:
 // x is quantised per group of 32 to int8 (d = max|x| / 127, round to nearest even), so the result
 // is W x^ with |x - x^| <= d / 2 per element, integer dot products per group and f32 sums. More
-// than 8 tokens: W and x rounded to bf16 (relative error <= 2^-9 each), f32 accumulation.
+// than 8 tokens: W and x rounded to bf16 (relative error <= 2^-9 each), f32 accumulation; f32
+// weights use an f32 SGEMM instead (no rounding).
 #pragma once
 
 #include <cstdint>

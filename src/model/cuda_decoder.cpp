@@ -1,0 +1,486 @@
+// CudaDecoder: the forward pass of MoeDecoder as CUDA kernels on one compute stream. The host
+// checks the batch, gathers embedding rows and writes the batch layout to pinned memory; one copy
+// moves both to the GPU, then every layer runs on the GPU and only logits come back. Decode steps
+// (every sequence one token) are captured once per batch size and replayed as CUDA graphs.
+#include "model/cuda_decoder.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "core/error.h"
+#include "core/quant.h"
+#include "model/batch_plan.h"
+#include "model/cuda_weights.h"
+#include "model/sequence_caches.h"
+#include "ops/cuda/attention_cuda.h"
+#include "ops/cuda/cuda_check.cuh"
+#include "ops/cuda/deltanet_cuda.h"
+#include "ops/cuda/device_batch.h"
+#include "ops/cuda/device_memory.h"
+#include "ops/cuda/elementwise_cuda.h"
+#include "ops/cuda/matmul_cuda.h"
+#include "ops/cuda/moe_experts_cuda.h"
+#include "ops/cuda/norms_cuda.h"
+#include "ops/cuda/router_cuda.h"
+
+namespace moerun {
+namespace {
+
+// Most rows of logits computed per lm_head pass (bounds the logits buffer).
+constexpr int64_t kLogitChunk = 16;
+// Most tokens of a batch replayed as a CUDA graph (the GEMV range of matmul_cuda).
+constexpr int64_t kMaxGraphTokens = 8;
+
+// Key splits of attention for n query tokens: enough blocks to fill the GPU for decode, one split
+// per token when there are many tokens.
+int64_t attention_splits(int64_t n_tokens, int64_t n_heads) {
+  const int64_t blocks = n_tokens * n_heads;
+  return std::clamp<int64_t>((264 + blocks - 1) / blocks, 1, 32);
+}
+
+// Frees cudaMallocHost memory.
+struct PinnedFree {
+  void operator()(void* p) const { cudaFreeHost(p); }
+};
+
+// A pinned host buffer of `bytes`.
+std::unique_ptr<void, PinnedFree> pinned(size_t bytes) {
+  void* p = nullptr;
+  MOERUN_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
+  return std::unique_ptr<void, PinnedFree>(p);
+}
+
+// The batch layout arrays, laid out identically in pinned host memory and in VRAM, so one copy
+// moves them all.
+struct BatchLayout {
+  size_t positions = 0, token_run = 0, run_begin = 0, run_count = 0, kv = 0, capacity = 0,
+         recurrent = 0, logit_rows = 0, bytes = 0;
+
+  BatchLayout(int64_t max_tokens, int64_t max_runs) {
+    auto take = [this](size_t n) {
+      const size_t at = bytes;
+      bytes += (n + 15) / 16 * 16;
+      return at;
+    };
+    const auto t = static_cast<size_t>(max_tokens);
+    const auto r = static_cast<size_t>(max_runs);
+    kv = take(r * sizeof(float*));
+    recurrent = take(r * sizeof(float*));
+    positions = take(t * sizeof(int32_t));
+    token_run = take(t * sizeof(int32_t));
+    run_begin = take(r * sizeof(int32_t));
+    run_count = take(r * sizeof(int32_t));
+    capacity = take(r * sizeof(int32_t));
+    logit_rows = take(t * sizeof(int32_t));
+  }
+  template <typename T>
+  static T* at(void* base, size_t offset) {
+    return reinterpret_cast<T*>(static_cast<uint8_t*>(base) + offset);
+  }
+};
+
+class CudaDecoder : public LanguageModel {
+ public:
+  CudaDecoder(DecoderWeights weights, const ModelOptions& options)
+      : host_(std::move(weights)),
+        options_(options.gpu),
+        memory_(options.gpu.budget),
+        layout_(options.gpu.max_batch_tokens, options.gpu.max_sequences) {
+    if (options_.max_batch_tokens < 1 || options_.max_sequences < 1) {
+      fail("GPU options: max_batch_tokens and max_sequences must be positive");
+    }
+    const int64_t hidden = host_.hidden;
+    if (host_.embedding.ne[0] != hidden) fail("embedding width does not match the hidden size");
+    gpu_ = upload_weights(host_, memory_);
+    cache_.n_kv_layers = static_cast<int64_t>(host_.attention.size());
+    cache_.kv_width = host_.attention_config.kv_width();
+    cache_.n_recurrent_layers = static_cast<int64_t>(host_.deltanet.size());
+    if (cache_.n_recurrent_layers > 0) {
+      cache_.conv_floats = host_.deltanet_config.conv_floats();
+      cache_.ssm_floats = host_.deltanet_config.ssm_floats();
+    }
+    MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    allocate_activations();
+  }
+
+  ~CudaDecoder() override {
+    for (auto& [n, exec] : graphs_) cudaGraphExecDestroy(exec);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  const ModelInfo& info() const override { return host_.info; }
+
+  std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const override {
+    if (max_tokens < 1 || max_tokens > host_.info.context_length) {
+      fail("a sequence of {} tokens is outside [1, {}], the model's context length", max_tokens,
+           host_.info.context_length);
+    }
+    const uint64_t kv_floats =
+        static_cast<uint64_t>(2 * cache_.n_kv_layers * max_tokens * cache_.kv_width);
+    const uint64_t rec_floats =
+        static_cast<uint64_t>(cache_.n_recurrent_layers * (cache_.conv_floats + cache_.ssm_floats));
+    CacheStorage storage;
+    DeviceMemory* memory = &memory_;
+    storage.kv =
+        static_cast<float*>(memory->allocate(std::max<uint64_t>(kv_floats, 1) * sizeof(float),
+                                             GpuUse::kv_cache, "a sequence's KV cache"));
+    try {
+      storage.recurrent = static_cast<float*>(
+          memory->allocate(std::max<uint64_t>(rec_floats, 1) * sizeof(float),
+                           GpuUse::recurrent_state, "a sequence's DeltaNet state"));
+    } catch (...) {
+      memory->release(storage.kv);
+      throw;
+    }
+    storage.zero = [](float* p, int64_t n) {
+      MOERUN_CUDA_CHECK(cudaMemset(p, 0, static_cast<size_t>(n) * sizeof(float)));
+    };
+    storage.release = [memory, kv = storage.kv, rec = storage.recurrent] {
+      memory->release(kv);
+      memory->release(rec);
+    };
+    return std::make_unique<CacheSequenceState>(cache_, max_tokens, this, std::move(storage));
+  }
+
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits) override {
+    const int64_t n = batch.size();
+    if (n <= options_.max_batch_tokens) {
+      forward_chunk(batch, states, logits);
+      return;
+    }
+    // Larger batches in slices of consecutive tokens (a sequence's tokens stay in order).
+    Batch slice;
+    int64_t rows = 0;
+    for (int64_t begin = 0; begin < n; begin += options_.max_batch_tokens) {
+      const int64_t end = std::min(n, begin + options_.max_batch_tokens);
+      slice.clear();
+      for (int64_t t = begin; t < end; ++t) {
+        slice.tokens.push_back(batch.tokens[t]);
+        slice.sequence.push_back(batch.sequence[t]);
+        slice.want_logits.push_back(batch.want_logits[t]);
+      }
+      forward_chunk(slice, states, logits + rows * host_.info.vocab);
+      rows += std::count(slice.want_logits.begin(), slice.want_logits.end(), 1);
+    }
+  }
+
+ private:
+  // Device buffers of every activation, sized for max_batch_tokens.
+  void allocate_activations() {
+    const int64_t T = options_.max_batch_tokens;
+    const int64_t hidden = host_.hidden;
+    const AttentionShape& as = gpu_.attention_shape;
+    const DeltaNetShape& ds = gpu_.deltanet_shape;
+    const MoeConfig& mc = host_.moe_config;
+    auto floats = [this](int64_t count, const char* what) {
+      return static_cast<float*>(
+          memory_.allocate(static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float),
+                           GpuUse::workspace, what));
+    };
+    h_ = floats(T * hidden, "residual stream");
+    xn_ = floats(T * hidden, "normalised activations");
+    mix_ = floats(T * hidden, "block outputs");
+    if (!host_.attention.empty()) {
+      const int64_t qw = as.n_heads * as.head_dim;
+      const int64_t kvw = as.n_kv_heads * as.head_dim;
+      q_proj_ = floats(T * qw * (as.output_gate ? 2 : 1), "q projection");
+      q_ = floats(T * qw, "queries");
+      gate_ = floats(T * qw, "attention gate");
+      k_ = floats(T * kvw, "keys");
+      v_ = floats(T * kvw, "values");
+      att_ = floats(T * qw, "attention output");
+      int64_t ws = 0;
+      for (int64_t n = 1; n <= T; ++n) {
+        ws = std::max(ws, attention_workspace_floats(as, n, attention_splits(n, as.n_heads)));
+      }
+      attention_ws_ = floats(ws, "attention workspace");
+    }
+    if (!host_.deltanet.empty()) {
+      proj_ = floats(T * (2 * ds.key_width() + 2 * ds.value_width()), "DeltaNet projection");
+      mixed_ = floats(T * ds.channels(), "DeltaNet conv input");
+      z_ = floats(T * ds.value_width(), "DeltaNet z");
+      ba_ = floats(T * 2 * ds.v_heads, "DeltaNet b/a");
+      conv_ = floats(T * ds.channels(), "DeltaNet conv output");
+      core_ = floats(T * ds.value_width(), "DeltaNet core output");
+    }
+    router_logits_ = floats(T * mc.n_experts, "router logits");
+    ids_ = static_cast<int32_t*>(memory_.allocate(
+        static_cast<uint64_t>(T * mc.top_k) * sizeof(int32_t), GpuUse::workspace, "expert ids"));
+    weights_ = floats(T * mc.top_k, "expert weights");
+    if (mc.shared_ffn > 0) {
+      shared_gate_ = floats(T * mc.shared_ffn, "shared expert gate");
+      shared_up_ = floats(T * mc.shared_ffn, "shared expert up");
+      shared_scale_ = floats(T, "shared expert scale");
+      shared_out_ = floats(T * hidden, "shared expert output");
+    }
+    out_rows_ = floats(kLogitChunk * hidden, "final-normalised rows");
+    logits_ = floats(kLogitChunk * host_.info.vocab, "logits");
+    meta_ = memory_.allocate(layout_.bytes, GpuUse::workspace, "batch layout");
+    meta_host_ = pinned(layout_.bytes);
+    emb_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
+    logits_host_ = pinned(static_cast<size_t>(kLogitChunk * host_.info.vocab) * sizeof(float));
+
+    // Matmul and expert scratch for the largest matrix and batch.
+    int64_t max_rows = host_.info.vocab;
+    int64_t max_cols = hidden;
+    auto grow = [&](const WeightMatrix& m) {
+      max_rows = std::max(max_rows, m.rows);
+      max_cols = std::max(max_cols, m.cols);
+    };
+    for (const GpuAttention& a : gpu_.attention) {
+      for (const WeightMatrix* m : {&a.q, &a.k, &a.v, &a.o}) grow(*m);
+    }
+    for (const GpuDeltaNet& d : gpu_.deltanet) {
+      for (const WeightMatrix* m : {&d.ssm_in, &d.qkv, &d.gate, &d.ba, &d.out}) grow(*m);
+    }
+    for (const GpuLayer& l : gpu_.layers) {
+      for (const WeightMatrix* m : {&l.moe.router, &l.moe.shared_gate, &l.moe.shared_up,
+                                    &l.moe.shared_down, &l.moe.shared_scale}) {
+        grow(*m);
+      }
+    }
+    matmul_ws_.reserve(max_rows, max_cols, T);
+    const int64_t expert_ffn = gpu_.layers.empty() ? 0 : gpu_.layers[0].moe.experts.ffn;
+    experts_ws_.reserve(T, mc.top_k, hidden, expert_ffn);
+    memory_.account(static_cast<uint64_t>(matmul_ws_.device_bytes()), GpuUse::workspace,
+                    "matmul workspace");
+    memory_.account(static_cast<uint64_t>(experts_ws_.device_bytes()), GpuUse::workspace,
+                    "expert workspace");
+  }
+
+  void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+    matmul_cuda(w, x, n, y, matmul_ws_, stream_);
+  }
+
+  void attention_block(const DeviceBatch& b, const GpuAttention& w, int64_t kv_layer) {
+    const AttentionShape& s = gpu_.attention_shape;
+    const int64_t n = b.n_tokens;
+    matmul(w.q, xn_, n, q_proj_);
+    matmul(w.k, xn_, n, k_);
+    matmul(w.v, xn_, n, v_);
+    attention_prepare_cuda(s, b, kv_layer, q_proj_, k_, v_, w.q_norm, w.k_norm, gpu_.inv_freq, q_,
+                           gate_, stream_);
+    attention_cuda(s, b, kv_layer, q_, s.output_gate ? gate_ : nullptr,
+                   attention_splits(n, s.n_heads), attention_ws_, att_, stream_);
+    matmul(w.o, att_, n, mix_);
+  }
+
+  void deltanet_block(const DeviceBatch& b, const GpuDeltaNet& w, int64_t layer) {
+    const DeltaNetShape& s = gpu_.deltanet_shape;
+    const int64_t n = b.n_tokens;
+    if (w.layout == DeltaNetLayout::ssm_in) {
+      matmul(w.ssm_in, xn_, n, proj_);
+      deltanet_ungroup_cuda(s, proj_, n, mixed_, z_, stream_);
+    } else {
+      matmul(w.qkv, xn_, n, mixed_);
+      matmul(w.gate, xn_, n, z_);
+    }
+    matmul(w.ba, xn_, n, ba_);
+    deltanet_conv_cuda(s, b, layer, mixed_, w.conv, conv_, stream_);
+    deltanet_recurrent_cuda(s, b, layer, conv_, ba_, z_, w.dt_bias, w.a, w.norm, core_, stream_);
+    matmul(w.out, core_, n, mix_);
+  }
+
+  void moe_block(const GpuMoe& m, int64_t n) {
+    const MoeConfig& c = host_.moe_config;
+    matmul(m.router, xn_, n, router_logits_);
+    softmax_top_k_cuda(router_logits_, n, c.n_experts, c.top_k, c.normalize_top_k, ids_, weights_,
+                       stream_);
+    moe_experts_cuda(m.experts, m.table, xn_, n, ids_, weights_, c.top_k, mix_, experts_ws_,
+                     stream_);
+    if (c.shared_ffn == 0) return;
+    matmul(m.shared_gate, xn_, n, shared_gate_);
+    matmul(m.shared_up, xn_, n, shared_up_);
+    matmul(m.shared_scale, xn_, n, shared_scale_);
+    silu_mul_cuda(shared_gate_, shared_up_, n * c.shared_ffn, shared_gate_, stream_);
+    matmul(m.shared_down, shared_gate_, n, shared_out_);
+    add_gated_shared_cuda(mix_, shared_out_, shared_scale_, n, host_.hidden, stream_);
+  }
+
+  // Every layer, then the final residual add (h holds the last hidden states).
+  void run_layers(const DeviceBatch& b) {
+    const int64_t n = b.n_tokens;
+    const int64_t hidden = host_.hidden;
+    for (size_t l = 0; l < gpu_.layers.size(); ++l) {
+      const GpuLayer& layer = gpu_.layers[l];
+      add_rms_norm_cuda(h_, l == 0 ? nullptr : mix_, layer.mixer_norm, n, hidden, host_.rms_eps,
+                        xn_, stream_);
+      if (layer.attention >= 0) {
+        attention_block(b, gpu_.attention[static_cast<size_t>(layer.attention)], layer.attention);
+      } else {
+        deltanet_block(b, gpu_.deltanet[static_cast<size_t>(layer.deltanet)], layer.deltanet);
+      }
+      add_rms_norm_cuda(h_, mix_, layer.ffn_norm, n, hidden, host_.rms_eps, xn_, stream_);
+      moe_block(layer.moe, n);
+    }
+    add_rms_norm_cuda(h_, mix_, gpu_.output_norm, n, hidden, host_.rms_eps, xn_, stream_);
+  }
+
+  // Final norm of rows [first, first + count) of the logit rows, lm_head, copy to pinned memory.
+  void output_rows(int64_t first, int64_t count) {
+    const int32_t* rows =
+        BatchLayout::at<int32_t>(meta_, layout_.logit_rows) + static_cast<ptrdiff_t>(first);
+    rms_norm_rows_cuda(h_, rows, count, gpu_.output_norm, host_.hidden, host_.rms_eps, out_rows_,
+                       stream_);
+    matmul(gpu_.output, out_rows_, count, logits_);
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_,
+                                      static_cast<size_t>(count * host_.info.vocab) * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_));
+  }
+
+  DeviceBatch device_batch(int64_t n, int64_t runs) const {
+    DeviceBatch b;
+    b.n_tokens = n;
+    b.n_runs = runs;
+    b.positions = BatchLayout::at<int32_t>(meta_, layout_.positions);
+    b.token_run = BatchLayout::at<int32_t>(meta_, layout_.token_run);
+    b.run_begin = BatchLayout::at<int32_t>(meta_, layout_.run_begin);
+    b.run_count = BatchLayout::at<int32_t>(meta_, layout_.run_count);
+    b.kv = BatchLayout::at<float* const>(meta_, layout_.kv);
+    b.capacity = BatchLayout::at<int32_t>(meta_, layout_.capacity);
+    b.recurrent = BatchLayout::at<float* const>(meta_, layout_.recurrent);
+    return b;
+  }
+
+  // Host side of a step: layout arrays and embedding rows into pinned memory, one copy each.
+  void stage_inputs(const Batch& batch) {
+    const int64_t n = batch.size();
+    const int64_t hidden = host_.hidden;
+    void* m = meta_host_.get();
+    for (int64_t t = 0; t < n; ++t) {
+      BatchLayout::at<int32_t>(m, layout_.positions)[t] = static_cast<int32_t>(plan_.positions[t]);
+      BatchLayout::at<int32_t>(m, layout_.token_run)[t] = plan_.run_of[t];
+    }
+    for (size_t r = 0; r < plan_.runs.size(); ++r) {
+      const BatchRun& run = plan_.runs[r];
+      BatchLayout::at<int32_t>(m, layout_.run_begin)[r] = static_cast<int32_t>(run.begin);
+      BatchLayout::at<int32_t>(m, layout_.run_count)[r] = static_cast<int32_t>(run.count);
+      BatchLayout::at<int32_t>(m, layout_.capacity)[r] =
+          static_cast<int32_t>(run.state->capacity());
+      BatchLayout::at<float*>(m, layout_.kv)[r] =
+          cache_.n_kv_layers > 0 ? run.state->keys(0) : nullptr;
+      BatchLayout::at<float*>(m, layout_.recurrent)[r] =
+          cache_.n_recurrent_layers > 0 ? run.state->conv_state(0) : nullptr;
+    }
+    for (size_t i = 0; i < plan_.logit_rows.size(); ++i) {
+      BatchLayout::at<int32_t>(m, layout_.logit_rows)[i] =
+          static_cast<int32_t>(plan_.logit_rows[i]);
+    }
+    const Tensor& emb = host_.embedding;
+    const auto* base = static_cast<const uint8_t*>(emb.data);
+    auto* rows = static_cast<float*>(emb_host_.get());
+    for (int64_t t = 0; t < n; ++t) {
+      dequantize_row(emb.type, base + batch.tokens[t] * emb.row_nbytes(), rows + t * hidden,
+                     hidden);
+    }
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(meta_, m, layout_.bytes, cudaMemcpyHostToDevice, stream_));
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(h_, rows, static_cast<size_t>(n * hidden) * sizeof(float),
+                                      cudaMemcpyHostToDevice, stream_));
+  }
+
+  void forward_chunk(const Batch& batch, std::span<SequenceState* const> states, float* logits) {
+    plan_.build(batch, states, this, host_.info.vocab);
+    const int64_t n = batch.size();
+    if (n == 0) return;
+    const auto runs = static_cast<int64_t>(plan_.runs.size());
+    if (runs > options_.max_sequences) {
+      fail("batch: {} sequences, but the GPU model was set up for at most {}", runs,
+           options_.max_sequences);
+    }
+    stage_inputs(batch);
+    const DeviceBatch b = device_batch(n, runs);
+    const auto n_out = static_cast<int64_t>(plan_.logit_rows.size());
+    const int64_t vocab = host_.info.vocab;
+    const bool decode_step = runs == n && n_out == n && n <= kMaxGraphTokens;
+    if (decode_step && options_.graphs) {
+      MOERUN_CUDA_CHECK(cudaGraphLaunch(decode_graph(b), stream_));
+    } else {
+      run_layers(b);
+      if (decode_step) output_rows(0, n);
+    }
+    if (decode_step) {
+      MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(logits, logits_host_.get(), static_cast<size_t>(n * vocab) * sizeof(float));
+    } else {
+      for (int64_t first = 0; first < n_out; first += kLogitChunk) {
+        const int64_t count = std::min(kLogitChunk, n_out - first);
+        output_rows(first, count);
+        MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        std::memcpy(logits + first * vocab, logits_host_.get(),
+                    static_cast<size_t>(count * vocab) * sizeof(float));
+      }
+      MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    for (const BatchRun& run : plan_.runs) run.state->advance(run.count);
+  }
+
+  // The decode step for n sequences as a graph, captured on first use.
+  cudaGraphExec_t decode_graph(const DeviceBatch& b) {
+    const auto it = graphs_.find(b.n_tokens);
+    if (it != graphs_.end()) return it->second;
+    cudaGraph_t graph = nullptr;
+    MOERUN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    run_layers(b);
+    output_rows(0, b.n_tokens);
+    MOERUN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec = nullptr;
+    MOERUN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    MOERUN_CUDA_CHECK(cudaGraphDestroy(graph));
+    graphs_.emplace(b.n_tokens, exec);
+    return exec;
+  }
+
+  DecoderWeights host_;
+  GpuOptions options_;
+  mutable DeviceMemory memory_;
+  BatchLayout layout_;
+  GpuWeights gpu_;
+  CacheLayout cache_;
+  cudaStream_t stream_ = nullptr;
+  CudaMatmulWorkspace matmul_ws_;
+  MoeCudaWorkspace experts_ws_;
+  std::map<int64_t, cudaGraphExec_t> graphs_;  // decode graphs by batch size
+  BatchPlan plan_;
+  // Activations in VRAM, [max_batch_tokens, ...] each.
+  float* h_ = nullptr;    // [T, hidden] residual stream
+  float* xn_ = nullptr;   // [T, hidden] normalised block input
+  float* mix_ = nullptr;  // [T, hidden] block output
+  float* q_proj_ = nullptr;
+  float* q_ = nullptr;
+  float* gate_ = nullptr;
+  float* k_ = nullptr;
+  float* v_ = nullptr;
+  float* att_ = nullptr;
+  float* attention_ws_ = nullptr;
+  float* proj_ = nullptr;
+  float* mixed_ = nullptr;
+  float* z_ = nullptr;
+  float* ba_ = nullptr;
+  float* conv_ = nullptr;
+  float* core_ = nullptr;
+  float* router_logits_ = nullptr;
+  int32_t* ids_ = nullptr;
+  float* weights_ = nullptr;
+  float* shared_gate_ = nullptr;
+  float* shared_up_ = nullptr;
+  float* shared_scale_ = nullptr;
+  float* shared_out_ = nullptr;
+  float* out_rows_ = nullptr;                      // [kLogitChunk, hidden]
+  float* logits_ = nullptr;                        // [kLogitChunk, vocab]
+  void* meta_ = nullptr;                           // BatchLayout in VRAM
+  std::unique_ptr<void, PinnedFree> meta_host_;    // BatchLayout in pinned host memory
+  std::unique_ptr<void, PinnedFree> emb_host_;     // [T, hidden] gathered embedding rows
+  std::unique_ptr<void, PinnedFree> logits_host_;  // [kLogitChunk, vocab]
+};
+
+}  // namespace
+
+std::unique_ptr<LanguageModel> make_cuda_decoder(DecoderWeights weights,
+                                                 const ModelOptions& options) {
+  return std::make_unique<CudaDecoder>(std::move(weights), options);
+}
+
+}  // namespace moerun
