@@ -78,6 +78,7 @@ Engine::Engine(LanguageModel& model, const Tokenizer* tokenizer, const EngineOpt
     state_bytes_ += states_.back()->bytes();
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->index = static_cast<int32_t>(i);
+    slots_.back()->sampler = std::make_unique<Sampler>(SamplingParams{}, vocab_);
   }
   logits_.resize(static_cast<size_t>(options.max_sequences * vocab_));
   admission_order_.reserve(static_cast<size_t>(options.max_sequences));
@@ -277,7 +278,7 @@ bool Engine::admit() {
               ? slot.submitted + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(slot.req.timeout_seconds))
               : Clock::time_point::max();
-      slot.sampler = std::make_unique<Sampler>(slot.req.sampling, vocab_);
+      slot.sampler->reset(slot.req.sampling);  // checked by submit(); keeps its buffers
       slot.sampler->add_prompt(slot.req.prompt);
       slot.text =
           std::make_unique<TokenTextStream>(tokenizer_, slot.req.stop, slot.req.stop_tokens);
@@ -418,7 +419,6 @@ void Engine::finish(Slot& slot, FinishReason reason, const std::string& error) {
   // Free the sequence at once: the slot takes the next request in the following step.
   slot.active = false;
   slot.handle.reset();
-  slot.sampler.reset();
   slot.text.reset();
   slot.pending = -1;
   slot.chunk = 0;

@@ -9,6 +9,10 @@ namespace moerun {
 
 Sampler::Sampler(const SamplingParams& params, int64_t vocab)
     : params_(params), vocab_(vocab), rng_(params.seed), work_(static_cast<size_t>(vocab)) {
+  check(params);
+}
+
+void Sampler::check(const SamplingParams& params) {
   if (!(params.temperature >= 0.0f) || !std::isfinite(params.temperature)) {
     fail("temperature must be a finite number >= 0 (got {})", params.temperature);
   }
@@ -25,6 +29,14 @@ Sampler::Sampler(const SamplingParams& params, int64_t vocab)
   if (!std::isfinite(params.presence_penalty) || !std::isfinite(params.frequency_penalty)) {
     fail("presence and frequency penalties must be finite");
   }
+}
+
+void Sampler::reset(const SamplingParams& params) {
+  check(params);
+  params_ = params;
+  rng_.seed(params.seed);
+  generated_counts_.clear();
+  seen_.clear();
 }
 
 void Sampler::add_prompt(std::span<const int32_t> ids) {

@@ -34,6 +34,9 @@ class Sampler {
  public:
   // Throws Error when a parameter is out of range (e.g. top_p outside (0, 1]).
   Sampler(const SamplingParams& params, int64_t vocab);
+  // Starts over with `params` (validated as by the constructor), keeping the buffers, so that a
+  // sampler can serve one request after another without allocating.
+  void reset(const SamplingParams& params);
   // Records prompt tokens (they count for the repetition penalty only).
   void add_prompt(std::span<const int32_t> ids);
   // Picks the next token from logits [vocab] and records it as generated.
@@ -42,6 +45,7 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
 
  private:
+  static void check(const SamplingParams& params);
   double uniform();
   void apply_penalties(std::vector<float>& logits) const;
 

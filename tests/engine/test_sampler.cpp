@@ -47,6 +47,26 @@ TEST(Sampler, SameSeedSameTokensOtherSeedOtherTokens) {
   EXPECT_NE(run(7), run(8));
 }
 
+TEST(Sampler, ResetEqualsAFreshSampler) {
+  const std::vector<float> l = ramp_logits(200);
+  SamplingParams a;
+  a.temperature = 1.2f;
+  a.top_k = 0;
+  a.presence_penalty = 0.5f;
+  a.seed = 5;
+  SamplingParams b = a;
+  b.seed = 9;
+  b.temperature = 0.8f;
+  Sampler reused(a, 200);
+  for (int i = 0; i < 30; ++i) reused.sample(l);
+  reused.reset(b);
+  Sampler fresh(b, 200);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(reused.sample(l).id, fresh.sample(l).id) << i;
+  SamplingParams bad = a;
+  bad.top_p = 0;
+  EXPECT_THROW(reused.reset(bad), Error);
+}
+
 TEST(Sampler, TightCutsReduceToGreedy) {
   const std::vector<float> l = ramp_logits(300);
   for (int variant = 0; variant < 3; ++variant) {
