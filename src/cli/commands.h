@@ -23,6 +23,8 @@ void add_convert_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 // `moerun chat`: an interactive conversation in the terminal.
 void add_chat_command(CLI::App& app);
+// `moerun profile`: expert usage per layer on a prompt file, saved as a profile (and trace).
+void add_profile_command(CLI::App& app);
 // `moerun serve`: the OpenAI-compatible HTTP server.
 void add_serve_command(CLI::App& app);
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   moerun::cli::add_convert_command(app);
   moerun::cli::add_generate_command(app);
   moerun::cli::add_chat_command(app);
+  moerun::cli::add_profile_command(app);
   moerun::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
