@@ -63,6 +63,12 @@ CpuMoeDispatcher::~CpuMoeDispatcher() = default;
 
 void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids,
                            const float* weights, int64_t top_k, float* out) {
+  run_masked(layer, x, n_tokens, ids, weights, top_k, nullptr, out);
+}
+
+void CpuMoeDispatcher::run_masked(int64_t layer, const float* x, int64_t n_tokens,
+                                  const int32_t* ids, const float* weights, int64_t top_k,
+                                  const uint8_t* on_cpu, float* out) {
   MOERUN_CHECK(layer >= 0 && layer < static_cast<int64_t>(layers_.size()));
   const LayerExperts& L = layers_[static_cast<size_t>(layer)];
   const int64_t hidden = L.gate.ne[0];
@@ -80,7 +86,7 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
   std::fill(counts, counts + n_experts, 0);
   for (int64_t i = 0; i < n_assign; ++i) {
     MOERUN_CHECK(ids[i] >= 0 && ids[i] < n_experts);
-    ++counts[ids[i]];
+    if (on_cpu == nullptr || on_cpu[i]) ++counts[ids[i]];
   }
   s.used.clear();
   int32_t next = 0;
@@ -93,11 +99,16 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
   float* xg = grow(s.xg, static_cast<size_t>(n_assign * hidden));
   std::fill(counts, counts + n_experts, 0);  // reused as fill cursors
   for (int64_t i = 0; i < n_assign; ++i) {
+    if (on_cpu != nullptr && !on_cpu[i]) {
+      slot_row[i] = -1;
+      continue;
+    }
     const int32_t e = ids[i];
     const int32_t row = offsets[e] + counts[e]++;
     slot_row[i] = row;
     std::copy(x + (i / top_k) * hidden, x + (i / top_k + 1) * hidden, xg + row * hidden);
   }
+  if (s.used.empty()) return;
   float* gate = grow(s.gate, static_cast<size_t>(n_assign * ffn));
   float* up = grow(s.up, static_cast<size_t>(n_assign * ffn));
   float* down = grow(s.down, static_cast<size_t>(n_assign * hidden));
@@ -111,7 +122,7 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
     s.jobs.push_back(MatmulJob{expert_view(L.up, e), xe, counts[e], up + offsets[e] * ffn});
   }
   matmul_batch(s.jobs, &pool_, s.workspace);
-  silu_mul(gate, up, n_assign * ffn, gate);
+  silu_mul(gate, up, static_cast<int64_t>(next) * ffn, gate);
 
   // Phase 2: down of every used expert in one matmul_batch.
   s.jobs.clear();
@@ -125,12 +136,13 @@ void CpuMoeDispatcher::run(int64_t layer, const float* x, int64_t n_tokens, cons
   for (int64_t t = 0; t < n_tokens; ++t) {
     float* o = out + t * hidden;
     for (int64_t k = 0; k < top_k; ++k) {
+      if (slot_row[t * top_k + k] < 0) continue;
       const float wk = weights[t * top_k + k];
       const float* d = down + static_cast<int64_t>(slot_row[t * top_k + k]) * hidden;
       for (int64_t i = 0; i < hidden; ++i) o[i] += wk * d[i];
     }
   }
-  stats_.record_routing(layer, ids, n_assign);
+  if (on_cpu == nullptr) stats_.record_routing(layer, ids, n_assign);
   const uint64_t expert_bytes =
       static_cast<uint64_t>(L.gate.ne[1] * L.gate.row_nbytes() + L.up.ne[1] * L.up.row_nbytes() +
                             L.down.ne[1] * L.down.row_nbytes());

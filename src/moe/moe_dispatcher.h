@@ -42,6 +42,11 @@ class CpuMoeDispatcher : public MoeDispatcher {
   void run(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids,
            const float* weights, int64_t top_k, float* out) override;
   ExpertStats* stats() override { return &stats_; }
+  // run() over the assignments with on_cpu[t * top_k + k] set only (all when on_cpu is null);
+  // the others contribute nothing to out. Routing is recorded in stats only when on_cpu is null
+  // (a caller that splits the work records it).
+  void run_masked(int64_t layer, const float* x, int64_t n_tokens, const int32_t* ids,
+                  const float* weights, int64_t top_k, const uint8_t* on_cpu, float* out);
 
  private:
   struct Scratch;

@@ -109,6 +109,42 @@ TEST(CpuMoeDispatcher, MatchesReferenceQ8_0) {
   check(DType::Q8_0, 0.03);
 }
 
+// A mask splits the work (as the hybrid dispatcher splits it between CPU and GPU): the masked run
+// and the run of the complement add up to the full run, and an all-clear mask writes zeros.
+TEST(CpuMoeDispatcher, MaskedRunsAddUpToTheFullRun) {
+  const int64_t hidden = 64, ffn = 96, n_experts = 6, top_k = 2, n = 9;
+  const Stacked gate = make_stacked(DType::F32, hidden, ffn, n_experts, 1);
+  const Stacked up = make_stacked(DType::F32, hidden, ffn, n_experts, 2);
+  const Stacked down = make_stacked(DType::F32, ffn, hidden, n_experts, 3);
+  ThreadPool pool(2, false);
+  CpuMoeDispatcher d({LayerExperts{gate.view, up.view, down.view}}, pool);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n * hidden));
+  for (float& v : x) v = normal(rng);
+  std::vector<int32_t> ids(static_cast<size_t>(n * top_k));
+  std::vector<float> w(ids.size());
+  std::vector<uint8_t> mask(ids.size()), complement(ids.size()), none(ids.size(), 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int32_t>((i % 2 == 0 ? i / 2 : i / 2 + 3) % n_experts);
+    w[i] = i % 2 == 0 ? 0.6f : 0.4f;
+    mask[i] = static_cast<uint8_t>(rng() % 2);
+    complement[i] = static_cast<uint8_t>(1 - mask[i]);
+  }
+  std::vector<float> full(x.size()), a(x.size()), b(x.size()), zero(x.size(), 5.0f);
+  d.run(0, x.data(), n, ids.data(), w.data(), top_k, full.data());
+  d.run_masked(0, x.data(), n, ids.data(), w.data(), top_k, mask.data(), a.data());
+  d.run_masked(0, x.data(), n, ids.data(), w.data(), top_k, complement.data(), b.data());
+  d.run_masked(0, x.data(), n, ids.data(), w.data(), top_k, none.data(), zero.data());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < full.size(); ++i) {
+    worst = std::max(worst, std::abs(double(a[i]) + b[i] - full[i]));
+    scale = std::max(scale, std::abs(double(full[i])));
+    ASSERT_EQ(zero[i], 0.0f);
+  }
+  EXPECT_LT(worst, 1e-6 * scale);
+}
+
 TEST(CpuMoeDispatcher, RejectsMismatchedExperts) {
   const Stacked gate = make_stacked(DType::F32, 64, 32, 4, 1);
   const Stacked down = make_stacked(DType::F32, 64, 32, 4, 2);  // should be {32, 64, 4}
