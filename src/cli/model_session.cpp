@@ -15,6 +15,7 @@
 namespace moerun::cli {
 namespace {
 
+#if MOERUN_CUDA
 // Bytes the whole model needs in VRAM: every tensor but the embedding table (gathered on the
 // host), plus a margin for activations, caches and workspaces.
 uint64_t whole_model_vram(const GgufFile& file) {
@@ -24,6 +25,7 @@ uint64_t whole_model_vram(const GgufFile& file) {
   }
   return bytes;
 }
+#endif
 
 // Where the model runs: --device cpu, cuda, or auto (the GPU when this build has CUDA, a GPU is
 // present and the model fits the budget).
