@@ -1,5 +1,6 @@
 #include "ops/cuda/activation_q8.h"
 
+#include "ops/cuda/activation_q8.cuh"
 #include "ops/cuda/cuda_check.cuh"
 
 namespace moerun {
@@ -10,18 +11,7 @@ __global__ void quantize_groups_q8(const float* x, int64_t groups, int8_t* q, fl
   const int64_t g = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (g >= groups) return;  // uniform over the warp
-  const float v = x[g * 32 + lane];
-  float amax = fabsf(v);
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float d = amax / 127.0f;
-  int qi = d > 0.0f ? __float2int_rn(v / d) : 0;
-  qi = max(-127, min(127, qi));
-  q[g * 32 + lane] = static_cast<int8_t>(qi);
-  int sum = qi;
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  if (lane == 0) ds[g] = make_float2(d, d * static_cast<float>(sum));
+  cuda::quantize_group32_q8(x[g * 32 + lane], lane, q + g * 32, ds + g);
 }
 
 }  // namespace

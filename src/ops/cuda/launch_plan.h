@@ -53,6 +53,79 @@ constexpr int64_t gemv_rows_per_block(DType t, int64_t n_tokens, int64_t cols) {
   return (kGemvWarps / gemv_split_k(t, cols)) * gemv_rows_per_warp(t, n_tokens);
 }
 
+// Weights and bytes of one block of a block format (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K); 0 otherwise.
+constexpr int64_t block_elems_of(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0                       ? 32
+         : t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K ? 256
+                                                                    : 0;
+}
+constexpr int64_t block_bytes_of(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return 34;
+    case DType::Q4_0:
+      return 18;
+    case DType::Q4_K:
+      return 144;
+    case DType::Q5_K:
+      return 176;
+    case DType::Q6_K:
+      return 210;
+    default:
+      return 0;
+  }
+}
+
+// Warps per thread block of the fused decode GEMV (block formats; x quantised in the kernel).
+inline constexpr int kFusedGemvWarps = 8;
+// Most matrices one fused GEMV launch takes (matmul_cuda_batch cuts longer lists).
+inline constexpr int kMaxGemvJobs = 8;
+// Shared memory a block may use without opting in to more (static staging plus dynamic x).
+inline constexpr int64_t kFusedGemvSmemBytes = 48 * 1024;
+
+// Staging bytes of one 1024-column chunk of a block-format row, rounded up to 16.
+constexpr int64_t fused_stage_bytes(DType t) {
+  return (1024 / std::max<int64_t>(1, block_elems_of(t)) * block_bytes_of(t) + 15) / 16 * 16;
+}
+
+// Most rows one warp of the fused GEMV takes per tile.
+inline constexpr int kMaxFusedRows = 2;
+
+// Rows one warp of the fused GEMV takes per tile: 2 when there are enough (virtual) rows for
+// about two tiles per warp of 132 SMs x 8 warps, else 1 (small matrices spread over more warps).
+constexpr int fused_rows_per_warp(int64_t total_rows) {
+  return total_rows >= 4096 ? kMaxFusedRows : 1;
+}
+
+// Static shared bytes of a fused GEMV block: each warp stages R rows of one chunk.
+constexpr int64_t fused_stage_smem(DType t, int rows_per_warp) {
+  return kFusedGemvWarps * rows_per_warp * fused_stage_bytes(t);
+}
+
+// Dynamic shared bytes of the fused GEMV's quantised activations: n_tokens x cols int8 plus a
+// (d, d * sum q) f32 pair per 32.
+constexpr int64_t fused_x_smem(int64_t n_tokens, int64_t cols) {
+  return n_tokens * cols + n_tokens * (cols / 32) * 8;
+}
+
+// Whether the fused GEMV takes this product (block format, 1..8 tokens, x fits next to the
+// largest staging area in kFusedGemvSmemBytes); otherwise x is quantised by its own kernel first.
+// It does not depend on the row count, so a matrix takes the same path alone or in a batch.
+constexpr bool fused_gemv_fits(DType t, int64_t n_tokens, int64_t cols) {
+  return !is_float_format(t) && block_elems_of(t) > 0 && n_tokens >= 1 &&
+         n_tokens <= kMaxGemvTokens && cols > 0 && cols % 32 == 0 &&
+         fused_stage_smem(t, kMaxFusedRows) + fused_x_smem(n_tokens, cols) <= kFusedGemvSmemBytes;
+}
+
+// Rows of a fused GEMV "virtual row": when a row has fewer than 32 groups of 32 weights, a power
+// of two of them, and rows are packed (stride = row bytes), 32 / groups consecutive rows share
+// one warp chunk so that every lane works; else 1.
+constexpr int fused_seg_rows(int64_t cols, bool packed) {
+  const int64_t groups = cols / 32;
+  if (!packed || groups <= 0 || groups >= 32 || (32 % groups) != 0) return 1;
+  return static_cast<int>(32 / groups);
+}
+
 // Rows of one bf16 weight tile of the prefill path: all rows when they fit in tile_bytes, else as
 // many as fit (at least one).
 constexpr int64_t prefill_tile_rows(int64_t rows, int64_t cols, int64_t tile_bytes) {

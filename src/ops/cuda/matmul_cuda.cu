@@ -134,6 +134,12 @@ void matmul_prefill(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   }
 }
 
+// Whether matmul_cuda's GEMV path takes w through the fused kernel (x quantised in the kernel).
+bool takes_fused(const WeightMatrix& w, int64_t n_tokens) {
+  return n_tokens <= cuda_plan::kMaxGemvTokens && w.rows > 0 && w.cols > 0 &&
+         cuda_plan::fused_gemv_fits(w.type, n_tokens, w.cols);
+}
+
 }  // namespace
 
 void matmul_cuda(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
@@ -150,6 +156,11 @@ void matmul_cuda(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     matmul_prefill(w, x, n_tokens, y, impl, stream);
     return;
   }
+  if (takes_fused(w, n_tokens)) {
+    const FusedGemvJob job{&w, y};
+    launch_fused_gemv_cuda(&job, 1, x, n_tokens, stream);
+    return;
+  }
   const int8_t* xq = nullptr;
   const float* xd = nullptr;
   if (!cuda_plan::is_float_format(w.type)) {
@@ -160,6 +171,43 @@ void matmul_cuda(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     xd = impl.xd.as<float>();
   }
   launch_gemv_cuda(w, x, xq, xd, n_tokens, y, stream);
+}
+
+void matmul_cuda_batch(const CudaMatmulJob* jobs, int n_jobs, const float* x, int64_t n_tokens,
+                       CudaMatmulWorkspace& ws, cudaStream_t stream) {
+  if (n_jobs < 0) fail("matmul_cuda_batch: negative job count {}", n_jobs);
+  for (int j = 0; j < n_jobs; ++j) {
+    check_matrix(*jobs[j].w);
+    if (jobs[j].w->cols != jobs[0].w->cols) {
+      fail("matmul_cuda_batch: matrices of {} and {} columns cannot share x", jobs[0].w->cols,
+           jobs[j].w->cols);
+    }
+  }
+  if (n_tokens < 0) fail("matmul_cuda_batch: negative token count {}", n_tokens);
+  // Fused launches: jobs of one format in their given order, up to kMaxGemvJobs per launch.
+  bool done[cuda_plan::kMaxGemvJobs] = {};
+  for (int base = 0; base < n_jobs; base += cuda_plan::kMaxGemvJobs) {
+    const int count = std::min(n_jobs - base, cuda_plan::kMaxGemvJobs);
+    for (int j = 0; j < count; ++j) done[j] = false;
+    for (int j = 0; j < count; ++j) {
+      const WeightMatrix& w = *jobs[base + j].w;
+      if (done[j] || n_tokens == 0 || !takes_fused(w, n_tokens)) continue;
+      FusedGemvJob group[cuda_plan::kMaxGemvJobs];
+      int n_group = 0;
+      for (int k = j; k < count; ++k) {
+        const WeightMatrix& wk = *jobs[base + k].w;
+        if (!done[k] && wk.type == w.type && takes_fused(wk, n_tokens)) {
+          group[n_group++] = FusedGemvJob{&wk, jobs[base + k].y};
+          done[k] = true;
+        }
+      }
+      launch_fused_gemv_cuda(group, n_group, x, n_tokens, stream);
+    }
+    // The rest one by one (float formats, empty matrices, x too large, prefill).
+    for (int j = 0; j < count; ++j) {
+      if (!done[j]) matmul_cuda(*jobs[base + j].w, x, n_tokens, jobs[base + j].y, ws, stream);
+    }
+  }
 }
 
 }  // namespace moerun

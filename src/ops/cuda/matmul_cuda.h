@@ -1,5 +1,6 @@
 // y = W x on the GPU for every supported weight format (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K,
 // Q6_K): a GEMV kernel for up to 8 tokens, dequantised bf16 tiles and cuBLAS for more.
+// matmul_cuda_batch multiplies several matrices by the same x, one GEMV launch per weight format.
 //
 // Numerics. Up to 8 tokens, float formats: f32 products and sums. Up to 8 tokens, block formats:
 // x is quantised per group of 32 to int8 (d = max|x| / 127, round to nearest even), so the result
@@ -47,5 +48,19 @@ class CudaMatmulWorkspace {
 // CUDA graph. Deterministic: the same inputs give bitwise the same y.
 void matmul_cuda(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
                  CudaMatmulWorkspace& ws, cudaStream_t stream);
+
+// One product of matmul_cuda_batch: y [n_tokens, w->rows] f32 = x times W^T.
+struct CudaMatmulJob {
+  const WeightMatrix* w;
+  float* y;
+};
+
+// matmul_cuda for each of jobs [n_jobs], all with the same x [n_tokens, cols] (every matrix has
+// `cols` columns). Up to 8 tokens the block-format matrices of one format share one kernel launch
+// (the q, k, v projections; the router and the shared expert's gate and up); each y is bitwise
+// what matmul_cuda computes for that matrix alone. Same requirements and guarantees as
+// matmul_cuda (no allocation after reserve(), capturable, deterministic).
+void matmul_cuda_batch(const CudaMatmulJob* jobs, int n_jobs, const float* x, int64_t n_tokens,
+                       CudaMatmulWorkspace& ws, cudaStream_t stream);
 
 }  // namespace moerun

@@ -28,6 +28,32 @@ TEST(CudaLaunchPlan, SplitKFollowsChunkCount) {
   }
 }
 
+TEST(CudaLaunchPlan, FusedGemvTakesTheModelShapesWithinSharedMemory) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    EXPECT_EQ(fused_stage_bytes(t) % 16, 0);
+    EXPECT_GE(fused_stage_bytes(t), 1024 / block_elems_of(t) * block_bytes_of(t));
+    for (int64_t n = 1; n <= kMaxGemvTokens; ++n) {
+      EXPECT_TRUE(fused_gemv_fits(t, n, 2048)) << n;  // every decode projection of hidden 2048
+      EXPECT_TRUE(fused_gemv_fits(t, n, 512)) << n;   // the shared expert's down projection
+      if (fused_gemv_fits(t, n, 4096)) {
+        EXPECT_LE(fused_stage_smem(t, kMaxFusedRows) + fused_x_smem(n, 4096), kFusedGemvSmemBytes);
+      }
+    }
+    EXPECT_TRUE(fused_gemv_fits(t, 1, 4096));
+    EXPECT_FALSE(fused_gemv_fits(t, 9, 2048));  // prefill goes through cuBLAS
+  }
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_FALSE(fused_gemv_fits(t, 1, 2048));
+  EXPECT_EQ(fused_seg_rows(512, true), 2);
+  EXPECT_EQ(fused_seg_rows(256, true), 4);
+  EXPECT_EQ(fused_seg_rows(32, true), 32);
+  EXPECT_EQ(fused_seg_rows(512, false), 1);  // padded rows are not contiguous
+  EXPECT_EQ(fused_seg_rows(96, true), 1);    // 3 groups do not divide a warp
+  EXPECT_EQ(fused_seg_rows(1024, true), 1);
+  EXPECT_EQ(fused_seg_rows(2048, true), 1);
+  EXPECT_EQ(fused_rows_per_warp(8192), kMaxFusedRows);
+  EXPECT_EQ(fused_rows_per_warp(512), 1);
+}
+
 TEST(CudaLaunchPlan, PrefillTilesCoverLmHeadWithinTheBudget) {
   const int64_t rows = 151936, cols = 2048;
   const int64_t tile = prefill_tile_rows(rows, cols, kPrefillTileBytes);

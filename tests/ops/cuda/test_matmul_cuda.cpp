@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -130,7 +131,9 @@ TEST_P(MatmulCuda, MatchesReferencesForAllShapes) {
   if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
   const DType type = GetParam();
   std::mt19937 rng(42 + static_cast<int>(type));
-  std::vector<int64_t> col_set = {256, 768, 2048};
+  // 256 and 512: several packed rows per warp chunk in the fused GEMV; 4096: 8 tokens of x do not
+  // fit in its shared memory, so the separate quantisation path runs.
+  std::vector<int64_t> col_set = {256, 512, 768, 2048, 4096};
   if (type == DType::Q8_0 || type == DType::Q4_0) col_set.push_back(96);  // partial chunk
   if (cuda_plan::is_float_format(type)) {
     col_set.push_back(100);  // not a multiple of 128
@@ -239,6 +242,91 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, MatmulCuda,
                          [](const auto& param_info) {
                            return std::string(dtype_name(param_info.param));
                          });
+
+// matmul_cuda_batch over matrices of several formats, sizes and paddings sharing x: each output is
+// bitwise what matmul_cuda gives for that matrix alone, for decode and prefill token counts, and a
+// captured batch replays to the same bits without allocating after reserve().
+TEST(MatmulCudaBatch, EqualsSingleCallsBitwise) {
+  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(13);
+  const int64_t cols = 2048;
+  struct Spec {
+    DType type;
+    int64_t rows, pad;
+  };
+  // The model's groups: DeltaNet qkv + gate + ba, attention q + k + v, router + shared gate + up +
+  // scale (scaled down), with other formats and padded rows mixed in.
+  const Spec specs[] = {{DType::Q4_K, 1000, 0}, {DType::Q4_K, 512, 0}, {DType::Q8_0, 64, 0},
+                        {DType::Q6_K, 96, 0},   {DType::F32, 40, 0},   {DType::Q4_K, 33, 16},
+                        {DType::F32, 1, 0},     {DType::Q5_K, 7, 0},   {DType::Q4_K, 5, 0},
+                        {DType::Q6_K, 3, 2}};
+  std::vector<HostMatrix> mats;
+  std::vector<std::unique_ptr<DeviceArray>> dws;
+  std::vector<WeightMatrix> ws_list;
+  for (const Spec& sp : specs) {
+    mats.push_back(make_matrix(sp.type, sp.rows, cols, sp.pad, rng));
+    dws.push_back(std::make_unique<DeviceArray>(mats.back().packed.size()));
+    dws.back()->upload(mats.back().packed.data());
+  }
+  for (size_t i = 0; i < mats.size(); ++i) {
+    ws_list.push_back(
+        WeightMatrix{mats[i].type, mats[i].rows, cols, mats[i].stride, dws[i]->data()});
+  }
+  CudaMatmulWorkspace ws;
+  ws.reserve(1000, cols, 17);
+  const int64_t reserved = ws.device_bytes();
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  for (int64_t n : {1, 2, 5, 8, 17}) {
+    const std::vector<float> x = test::random_normal(static_cast<size_t>(n * cols), rng);
+    DeviceArray dx(x.size() * 4);
+    dx.upload(x.data());
+    std::vector<std::unique_ptr<DeviceArray>> single, batch, graph;
+    std::vector<CudaMatmulJob> jobs, graph_jobs;
+    for (const WeightMatrix& w : ws_list) {
+      const size_t bytes = static_cast<size_t>(n * w.rows) * 4;
+      single.push_back(std::make_unique<DeviceArray>(bytes));
+      batch.push_back(std::make_unique<DeviceArray>(bytes));
+      graph.push_back(std::make_unique<DeviceArray>(bytes));
+      single.back()->poison();
+      batch.back()->poison();
+      graph.back()->poison();
+      matmul_cuda(w, dx.as<float>(), n, single.back()->as<float>(), ws, stream);
+      jobs.push_back(CudaMatmulJob{&w, batch.back()->as<float>()});
+      graph_jobs.push_back(CudaMatmulJob{&w, graph.back()->as<float>()});
+    }
+    matmul_cuda_batch(jobs.data(), static_cast<int>(jobs.size()), dx.as<float>(), n, ws, stream);
+    if (n <= cuda_plan::kMaxGemvTokens) {
+      cudaGraph_t g;
+      cudaGraphExec_t exec;
+      ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+      matmul_cuda_batch(graph_jobs.data(), static_cast<int>(graph_jobs.size()), dx.as<float>(), n,
+                        ws, stream);
+      ASSERT_EQ(cudaStreamEndCapture(stream, &g), cudaSuccess);
+      ASSERT_EQ(cudaGraphInstantiate(&exec, g, 0), cudaSuccess);
+      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(g);
+    } else {
+      matmul_cuda_batch(graph_jobs.data(), static_cast<int>(graph_jobs.size()), dx.as<float>(), n,
+                        ws, stream);
+    }
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    for (size_t i = 0; i < ws_list.size(); ++i) {
+      const std::vector<float> a = single[i]->download<float>();
+      const std::vector<float> b = batch[i]->download<float>();
+      const std::vector<float> c = graph[i]->download<float>();
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+          << "job " << i << " (" << dtype_name(ws_list[i].type) << ", " << ws_list[i].rows
+          << " rows), tokens " << n << ": batch differs from a single call";
+      EXPECT_EQ(std::memcmp(a.data(), c.data(), a.size() * 4), 0)
+          << "job " << i << ", tokens " << n << ": captured batch differs";
+    }
+  }
+  EXPECT_EQ(ws.device_bytes(), reserved) << "matmul_cuda_batch allocated after reserve()";
+  cudaStreamDestroy(stream);
+}
 
 // A prefill product whose bf16 weights exceed one 64 MiB tile (16500 x 2048: two tiles).
 TEST(MatmulCudaPrefill, SeveralTiles) {
