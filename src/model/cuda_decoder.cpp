@@ -258,9 +258,8 @@ class CudaDecoder : public LanguageModel {
   void attention_block(const DeviceBatch& b, const GpuAttention& w, int64_t kv_layer) {
     const AttentionShape& s = gpu_.attention_shape;
     const int64_t n = b.n_tokens;
-    matmul(w.q, xn_, n, q_proj_);
-    matmul(w.k, xn_, n, k_);
-    matmul(w.v, xn_, n, v_);
+    const CudaMatmulJob qkv[] = {{&w.q, q_proj_}, {&w.k, k_}, {&w.v, v_}};
+    matmul_cuda_batch(qkv, 3, xn_, n, matmul_ws_, stream_);
     attention_prepare_cuda(s, b, kv_layer, q_proj_, k_, v_, w.q_norm, w.k_norm, gpu_.inv_freq, q_,
                            gate_, stream_);
     attention_cuda(s, b, kv_layer, q_, s.output_gate ? gate_ : nullptr,
@@ -271,14 +270,15 @@ class CudaDecoder : public LanguageModel {
   void deltanet_block(const DeviceBatch& b, const GpuDeltaNet& w, int64_t layer) {
     const DeltaNetShape& s = gpu_.deltanet_shape;
     const int64_t n = b.n_tokens;
+    // The input projections share xn_: one batch (one GEMV launch per weight format).
     if (w.layout == DeltaNetLayout::ssm_in) {
-      matmul(w.ssm_in, xn_, n, proj_);
+      const CudaMatmulJob jobs[] = {{&w.ssm_in, proj_}, {&w.ba, ba_}};
+      matmul_cuda_batch(jobs, 2, xn_, n, matmul_ws_, stream_);
       deltanet_ungroup_cuda(s, proj_, n, mixed_, z_, stream_);
     } else {
-      matmul(w.qkv, xn_, n, mixed_);
-      matmul(w.gate, xn_, n, z_);
+      const CudaMatmulJob jobs[] = {{&w.qkv, mixed_}, {&w.gate, z_}, {&w.ba, ba_}};
+      matmul_cuda_batch(jobs, 3, xn_, n, matmul_ws_, stream_);
     }
-    matmul(w.ba, xn_, n, ba_);
     deltanet_conv_cuda(s, b, layer, mixed_, w.conv, conv_, stream_);
     deltanet_recurrent_cuda(s, b, layer, conv_, ba_, z_, w.dt_bias, w.a, w.norm, core_, stream_);
     matmul(w.out, core_, n, mix_);
@@ -286,15 +286,17 @@ class CudaDecoder : public LanguageModel {
 
   void moe_block(const GpuMoe& m, int64_t n) {
     const MoeConfig& c = host_.moe_config;
-    matmul(m.router, xn_, n, router_logits_);
+    // The router and the shared expert's gate, up and scale share xn_: one batch.
+    const CudaMatmulJob jobs[] = {{&m.router, router_logits_},
+                                  {&m.shared_gate, shared_gate_},
+                                  {&m.shared_up, shared_up_},
+                                  {&m.shared_scale, shared_scale_}};
+    matmul_cuda_batch(jobs, c.shared_ffn > 0 ? 4 : 1, xn_, n, matmul_ws_, stream_);
     softmax_top_k_cuda(router_logits_, n, c.n_experts, c.top_k, c.normalize_top_k, ids_, weights_,
                        stream_);
     moe_experts_cuda(m.experts, m.table, xn_, n, ids_, weights_, c.top_k, mix_, experts_ws_,
                      stream_);
     if (c.shared_ffn == 0) return;
-    matmul(m.shared_gate, xn_, n, shared_gate_);
-    matmul(m.shared_up, xn_, n, shared_up_);
-    matmul(m.shared_scale, xn_, n, shared_scale_);
     silu_mul_cuda(shared_gate_, shared_up_, n * c.shared_ffn, shared_gate_, stream_);
     matmul(m.shared_down, shared_gate_, n, shared_out_);
     add_gated_shared_cuda(mix_, shared_out_, shared_scale_, n, host_.hidden, stream_);
