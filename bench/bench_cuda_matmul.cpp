@@ -4,8 +4,14 @@
 // Every case cycles through enough distinct weight buffers (at least 256 MiB, five times the
 // H100's 50 MB L2) that weights come from HBM; the calls are captured once in a CUDA graph and the
 // graph is replayed between two cudaEvents, so host launch overhead is not measured. matmul_cuda
-// on block formats includes its activation quantisation kernel. Weights are a constant byte
-// pattern: the kernels have no data-dependent branches.
+// on block formats includes its activation quantisation. Weights are a constant byte pattern: the
+// kernels have no data-dependent branches. Besides single matrices, the per-layer groups the model
+// multiplies with one matmul_cuda_batch call (Qwen3-Next shapes, Q4_K_M types) are timed batched
+// and as separate calls.
+//
+// Each benchmark iteration is one timed graph replay (all copies); Google Benchmark picks the
+// number of iterations from --benchmark_min_time (e.g. --benchmark_min_time=0.2), and the counters
+// are the mean over all iterations: us per call, GB/s of weight bytes, fraction of 3.0 TB/s.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
@@ -73,10 +79,22 @@ cudaGraphExec_t capture(cudaStream_t stream, F&& calls) {
   return exec;
 }
 
-void report(benchmark::State& state, double seconds, double bytes) {
-  state.SetIterationTime(seconds);
-  state.counters["GB/s"] = bytes / seconds / 1e9;
-  state.counters["of_3TB/s"] = bytes / seconds / kPeakBytesPerSecond;
+// Runs the benchmark loop: each iteration replays `exec` `reps` times (each replay makes
+// `calls_per_replay` calls that read `bytes_per_call` each); sets the mean counters at the end.
+void run_timed(benchmark::State& state, cudaGraphExec_t exec, cudaStream_t stream, int reps,
+               double calls_per_replay, double bytes_per_call) {
+  double total_seconds = 0;
+  double total_calls = 0;
+  for (auto _ : state) {
+    const double replay = time_graph(exec, stream, reps);
+    state.SetIterationTime(replay * reps);
+    total_seconds += replay * reps;
+    total_calls += calls_per_replay * reps;
+  }
+  if (total_calls == 0) return;
+  const double seconds = total_seconds / total_calls;
+  state.counters["GB/s"] = bytes_per_call / seconds / 1e9;
+  state.counters["of_3TB/s"] = bytes_per_call / seconds / kPeakBytesPerSecond;
   state.counters["us"] = seconds * 1e6;
 }
 
@@ -88,7 +106,7 @@ void bm_memcpy(benchmark::State& state) {
   cudaGraphExec_t exec = capture(stream, [&] {
     check(cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice, stream), "memcpy");
   });
-  for (auto _ : state) report(state, time_graph(exec, stream, 20), 2.0 * bytes);
+  run_timed(state, exec, stream, 1, 1.0, 2.0 * bytes);
   state.SetLabel("read + write bytes");
   cudaGraphExecDestroy(exec);
   cudaStreamDestroy(stream);
@@ -113,10 +131,65 @@ void bm_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) 
                   static_cast<float*>(y.ptr), ws, stream);
     }
   });
-  for (auto _ : state) {
-    const double seconds = time_graph(exec, stream, 10) / static_cast<double>(copies);
-    report(state, seconds, static_cast<double>(matrix_bytes));
+  run_timed(state, exec, stream, 1, static_cast<double>(copies), static_cast<double>(matrix_bytes));
+  cudaGraphExecDestroy(exec);
+  cudaStreamDestroy(stream);
+}
+
+// One matrix of a per-layer group.
+struct MatrixSpec {
+  DType type;
+  int64_t rows, cols;
+};
+
+// A per-layer group of matrices that share x (batched: one matmul_cuda_batch call; else one
+// matmul_cuda call each), cycled over enough copies of the group to exceed 256 MiB.
+void bm_group(benchmark::State& state, std::vector<MatrixSpec> specs, bool batched) {
+  const int64_t n = state.range(0);
+  const int64_t cols = specs[0].cols;
+  size_t group_bytes = 0;
+  int64_t max_rows = 0;
+  for (const MatrixSpec& m : specs) {
+    group_bytes += static_cast<size_t>(m.rows * row_bytes(m.type, m.cols));
+    max_rows = std::max(max_rows, m.rows);
   }
+  const size_t copies = std::max<size_t>(2, (kArenaBytes + group_bytes - 1) / group_bytes);
+  std::vector<std::unique_ptr<DeviceBytes>> buffers;
+  std::vector<std::unique_ptr<DeviceBytes>> outputs;
+  std::vector<WeightMatrix> mats;  // [copies * specs]
+  mats.reserve(copies * specs.size());
+  for (size_t c = 0; c < copies; ++c) {
+    for (const MatrixSpec& m : specs) {
+      const int64_t stride = row_bytes(m.type, m.cols);
+      buffers.push_back(std::make_unique<DeviceBytes>(static_cast<size_t>(m.rows * stride)));
+      mats.push_back(WeightMatrix{m.type, m.rows, m.cols, stride, buffers.back()->ptr});
+    }
+  }
+  std::vector<float*> ys;
+  for (const MatrixSpec& m : specs) {
+    outputs.push_back(std::make_unique<DeviceBytes>(static_cast<size_t>(n * m.rows) * 4, 0));
+    ys.push_back(static_cast<float*>(outputs.back()->ptr));
+  }
+  DeviceBytes x(static_cast<size_t>(n * cols) * 4, 0);
+  CudaMatmulWorkspace ws;
+  ws.reserve(max_rows, cols, n);
+  cudaStream_t stream;
+  check(cudaStreamCreate(&stream), "stream");
+  cudaGraphExec_t exec = capture(stream, [&] {
+    for (size_t c = 0; c < copies; ++c) {
+      std::vector<CudaMatmulJob> jobs;
+      for (size_t i = 0; i < specs.size(); ++i)
+        jobs.push_back({&mats[c * specs.size() + i], ys[i]});
+      if (batched) {
+        matmul_cuda_batch(jobs.data(), static_cast<int>(jobs.size()), static_cast<float*>(x.ptr), n,
+                          ws, stream);
+      } else {
+        for (const CudaMatmulJob& j : jobs)
+          matmul_cuda(*j.w, static_cast<float*>(x.ptr), n, j.y, ws, stream);
+      }
+    }
+  });
+  run_timed(state, exec, stream, 1, static_cast<double>(copies), static_cast<double>(group_bytes));
   cudaGraphExecDestroy(exec);
   cudaStreamDestroy(stream);
 }
@@ -144,7 +217,7 @@ void bm_experts(benchmark::State& state, int64_t n_tokens) {
                                 static_cast<const void* const*>(tu.ptr),
                                 static_cast<const void* const*>(td.ptr)};
   // Several routings (distinct top-10 per token), cycled so that steps do not reuse L2.
-  const int n_steps = n_tokens == 1 ? 32 : 4;
+  const int n_steps = n_tokens <= 8 ? 32 : 4;
   std::mt19937 rng(1);
   std::vector<int32_t> all(n_experts);
   for (int64_t e = 0; e < n_experts; ++e) all[e] = static_cast<int32_t>(e);
@@ -179,9 +252,7 @@ void bm_experts(benchmark::State& state, int64_t n_tokens) {
                        stream);
     }
   });
-  for (auto _ : state) {
-    report(state, time_graph(exec, stream, n_tokens == 1 ? 20 : 3) / n_steps, bytes);
-  }
+  run_timed(state, exec, stream, 1, n_steps, bytes);
   state.SetLabel(std::to_string(static_cast<int64_t>(bytes / (3.0 * matrix_bytes))) +
                  " distinct experts per call");
   cudaGraphExecDestroy(exec);
@@ -189,21 +260,20 @@ void bm_experts(benchmark::State& state, int64_t n_tokens) {
 }
 
 void register_all() {
-  benchmark::RegisterBenchmark("memcpy_d2d_256MiB", bm_memcpy)->UseManualTime()->Iterations(3);
+  benchmark::RegisterBenchmark("memcpy_d2d_256MiB", bm_memcpy)->UseManualTime();
   struct Shape {
     int64_t rows, cols;
   };
-  const Shape shapes[] = {{8192, 2048}, {2048, 4096}, {12288, 2048}};
+  const Shape shapes[] = {{8192, 2048}, {2048, 4096}, {12288, 2048}, {512, 2048}, {2048, 512}};
   for (DType type :
-       {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::BF16}) {
+       {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::BF16, DType::F32}) {
     for (const Shape& s : shapes) {
       const std::string name = "matmul/" + std::string(dtype_name(type)) + "/" +
                                std::to_string(s.rows) + "x" + std::to_string(s.cols);
       benchmark::RegisterBenchmark(name.c_str(), bm_matmul, type, s.rows, s.cols)
           ->Arg(1)
           ->Arg(8)
-          ->UseManualTime()
-          ->Iterations(3);
+          ->UseManualTime();
     }
   }
   for (DType type : {DType::Q6_K, DType::Q8_0}) {
@@ -211,15 +281,43 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), bm_matmul, type, int64_t{151936}, int64_t{2048})
         ->Arg(1)
         ->Arg(8)
-        ->UseManualTime()
-        ->Iterations(3);
+        ->UseManualTime();
+  }
+  // The model's per-layer groups (Qwen3-Next-80B-A3B, Q4_K_M mix: attn_v and shared down Q6_K,
+  // ssm_ba Q8_0, router and shared-expert gate vector F32).
+  struct Group {
+    const char* name;
+    std::vector<MatrixSpec> specs;
+  };
+  const Group groups[] = {
+      {"deltanet_qkv8192+gate4096+ba64",
+       {{DType::Q4_K, 8192, 2048}, {DType::Q4_K, 4096, 2048}, {DType::Q8_0, 64, 2048}}},
+      {"attention_q8192+k512+v512",
+       {{DType::Q4_K, 8192, 2048}, {DType::Q4_K, 512, 2048}, {DType::Q6_K, 512, 2048}}},
+      {"router512+shared_gate512+up512+scale1",
+       {{DType::F32, 512, 2048},
+        {DType::Q4_K, 512, 2048},
+        {DType::Q4_K, 512, 2048},
+        {DType::F32, 1, 2048}}},
+      {"shared_down2048x512", {{DType::Q6_K, 2048, 512}}},
+      {"deltanet_out2048x4096", {{DType::Q4_K, 2048, 4096}}},
+  };
+  for (const Group& g : groups) {
+    for (bool batched : {true, false}) {
+      const std::string name =
+          std::string("layer/") + g.name + (batched ? "/batched" : "/separate");
+      benchmark::RegisterBenchmark(name.c_str(), bm_group, g.specs, batched)
+          ->Arg(1)
+          ->Arg(8)
+          ->UseManualTime();
+    }
   }
   benchmark::RegisterBenchmark("experts_q4_K/decode_1tok_top10_of_512", bm_experts, int64_t{1})
-      ->UseManualTime()
-      ->Iterations(3);
+      ->UseManualTime();
+  benchmark::RegisterBenchmark("experts_q4_K/decode_4tok_top10_of_512", bm_experts, int64_t{4})
+      ->UseManualTime();
   benchmark::RegisterBenchmark("experts_q4_K/prefill_512tok_top10_of_512", bm_experts, int64_t{512})
-      ->UseManualTime()
-      ->Iterations(3);
+      ->UseManualTime();
 }
 
 }  // namespace
