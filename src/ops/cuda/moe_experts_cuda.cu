@@ -1,6 +1,9 @@
-// moe_experts_cuda: assignments grouped by expert on the device (counting sort), gate and up of
-// each group in one pass over the expert's rows (SiLU product fused), the SiLU products quantised,
-// down of each group, then each token's weighted sum over its choices in order.
+// moe_experts_cuda. Few assignments (decode): no grouping; a gate/up kernel per (assignment, 32
+// rows) that quantises x and the SiLU products itself, and a down kernel fused with each token's
+// weighted sum over its choices in order. Otherwise: assignments grouped by expert on the device
+// (counting sort), gate and up of each group in one pass over the expert's rows (SiLU product
+// fused), the SiLU products quantised, down of each group, then each token's weighted sum over its
+// choices in order.
 #include "ops/cuda/moe_experts_cuda.h"
 
 #include "core/error.h"
@@ -8,6 +11,7 @@
 #include "ops/cuda/cuda_check.cuh"
 #include "ops/cuda/device_buffer.h"
 #include "ops/cuda/gemv_core.cuh"
+#include "ops/cuda/gemv_fused.cuh"
 
 namespace moerun {
 namespace {
@@ -221,6 +225,237 @@ __global__ void combine_choices(const float* down_rows, const int32_t* ids, cons
   out[i] = o;
 }
 
+// ---- Decode path (few assignments): no grouping pass; x and the SiLU products are quantised
+// inside the kernels; down is fused with each token's weighted sum over its choices.
+
+// Warps per block of the decode expert kernels.
+constexpr int kDecodeWarps = 8;
+// Gate/up rows (each with its up row) per warp step of the decode gate/up kernel.
+constexpr int kDecodeGateUpRows = 4;
+// Virtual rows of down per block of the decode down kernel.
+constexpr int kDecodeDownVrows = 2;
+// Most assignments (tokens x top_k) the decode path takes.
+constexpr int64_t kMaxDecodeAssignments = 64;
+
+// Arguments of the decode expert kernels.
+struct DecodeParams {
+  DeviceExpertTable table;
+  const int32_t* ids;    // [n_assign]
+  const float* weights;  // [n_assign]
+  const float* x;        // [n_tokens, hidden] f32
+  int64_t n_experts;
+  int64_t top_k;
+  int64_t hidden;
+  int64_t ffn;
+  int64_t gate_row_bytes;  // packed bytes of a gate/up row (hidden weights)
+  int64_t down_row_bytes;  // packed bytes of a down row (ffn weights)
+  int gate_seg;            // rows per virtual row of gate/up and of down
+  int down_seg;
+  int8_t* act_q;  // [n_assign, ffn] int8 silu(gate) * up
+  float2* act_d;  // [n_assign, ffn / 32] their scale pairs
+  float* out;     // [n_tokens, hidden]
+};
+
+// The expert of assignment a when it is in range and resident, else -1.
+__device__ inline int decode_expert(const DecodeParams& p, int64_t a) {
+  const int e = p.ids[a];
+  if (e < 0 || e >= p.n_experts || !expert_resident(p.table, e)) return -1;
+  return e;
+}
+
+// Grid (assignments, ffn / 32): block (a, b) computes gate and up rows [32 b, 32 b + 32) of
+// assignment a's expert with its token's x (quantised by the block), then one warp takes
+// silu(gate) * up of the 32 rows (one group) and stores it quantised to int8.
+template <DType T>
+__global__ void __launch_bounds__(kDecodeWarps * 32)
+    decode_gate_up_kernel(const __grid_constant__ DecodeParams p) {
+  constexpr int kStride = cuda::StageBytes<T>::value;
+  constexpr int kChunkBytes = cuda::StageBytes<T>::bytes;
+  __shared__ __align__(16) uint8_t stage[kDecodeWarps][kDecodeGateUpRows * kStride];
+  __shared__ float red[2][32];                   // gate, up sums of the block's rows
+  extern __shared__ __align__(16) uint8_t xs[];  // [hidden] int8, then [hidden / 32] float2
+  const int64_t a = blockIdx.x;
+  const int e = decode_expert(p, a);
+  if (e < 0) return;  // uniform over the block
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int64_t hidden = p.hidden;
+  auto* xq = reinterpret_cast<int8_t*>(xs);
+  auto* xd = reinterpret_cast<float2*>(xs + hidden);
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32;
+  const int S = p.gate_seg;
+  const int64_t vrows = 32 / S;  // virtual rows per matrix
+  const auto* gate = static_cast<const uint8_t*>(p.table.gate[e]);
+  const auto* up = static_cast<const uint8_t*>(p.table.up[e]);
+  const int64_t rb = p.gate_row_bytes;
+  cuda::quantize_rows_to_shared(p.x + (a / p.top_k) * hidden, 1, hidden, xq, xd, warp, kDecodeWarps,
+                                lane);
+  __syncthreads();
+  // Units: gate virtual rows 0 .. vrows - 1, then the up ones.
+  auto source = [&](int64_t u, int64_t c, const uint8_t*& src, int& n, int& valid) {
+    const uint8_t* base = u < vrows ? gate : up;
+    const int64_t first = r0 + (u % vrows) * S;
+    if (S > 1) {
+      src = base + first * rb;
+      n = static_cast<int>(S * rb);
+      valid = S;
+    } else {
+      const int64_t left = rb - c * kChunkBytes;
+      src = base + first * rb + c * kChunkBytes;
+      n = static_cast<int>(left < kChunkBytes ? left : kChunkBytes);
+      valid = 1;
+    }
+  };
+  auto act = [&](int64_t, const int8_t*& q, const float2*& d) {
+    q = xq;
+    d = xd;
+  };
+  auto finish = [&](int64_t u, int row_in, float sum, bool writer) {
+    if (writer) red[u < vrows ? 0 : 1][(u % vrows) * S + row_in] = sum;
+  };
+  cuda::run_units<T, kDecodeGateUpRows>(warp, kDecodeWarps, 2 * vrows, hidden, S, stage[warp], lane,
+                                        source, act, finish);
+  __syncthreads();
+  if (warp == 0) {
+    const float g = red[0][lane];
+    const float v = g / (1.0f + expf(-g)) * red[1][lane];
+    cuda::quantize_group32_q8(v, lane, p.act_q + a * p.ffn + r0,
+                              p.act_d + a * (p.ffn / 32) + r0 / 32);
+  }
+}
+
+// Grid (tokens, ceil(hidden / (kDecodeDownVrows * S))): block (t, b) computes its down rows for
+// each of token t's top_k choices (units (k, virtual row) spread over the warps), then adds
+// weights[t, k] times each choice's row in k order (resident experts only): the same sum, in the
+// same order, as the grouped path's combine.
+template <DType T>
+__global__ void __launch_bounds__(kDecodeWarps * 32)
+    decode_down_kernel(const __grid_constant__ DecodeParams p) {
+  constexpr int kStride = cuda::StageBytes<T>::value;
+  constexpr int kChunkBytes = cuda::StageBytes<T>::bytes;
+  __shared__ __align__(16) uint8_t stage[kDecodeWarps][kStride];
+  extern __shared__ float part[];  // [top_k, rows of the block] each choice's down rows
+  const int64_t t = blockIdx.x;
+  const int warp = static_cast<int>(threadIdx.x / 32);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int S = p.down_seg;
+  const int64_t block_rows = int64_t{kDecodeDownVrows} * S;
+  const int64_t h0 = static_cast<int64_t>(blockIdx.y) * block_rows;
+  const int64_t rb = p.down_row_bytes;
+  const int64_t hidden = p.hidden;
+  const int64_t ffn = p.ffn;
+  auto source = [&](int64_t u, int64_t c, const uint8_t*& src, int& n, int& valid) {
+    const int64_t k = u / kDecodeDownVrows;
+    const int64_t first = h0 + (u % kDecodeDownVrows) * S;
+    const int64_t left_rows = hidden - first;
+    valid = first >= hidden ? 0 : static_cast<int>(left_rows < S ? left_rows : S);
+    const int e = decode_expert(p, t * p.top_k + k);
+    if (e < 0 || valid == 0) return;
+    const auto* base = static_cast<const uint8_t*>(p.table.down[e]);
+    if (S > 1) {
+      src = base + first * rb;
+      n = static_cast<int>(valid * rb);
+    } else {
+      const int64_t left = rb - c * kChunkBytes;
+      src = base + first * rb + c * kChunkBytes;
+      n = static_cast<int>(left < kChunkBytes ? left : kChunkBytes);
+    }
+  };
+  auto act = [&](int64_t u, const int8_t*& q, const float2*& d) {
+    const int64_t a = t * p.top_k + u / kDecodeDownVrows;
+    q = p.act_q + a * ffn;
+    d = p.act_d + a * (ffn / 32);
+  };
+  auto finish = [&](int64_t u, int row_in, float sum, bool writer) {
+    if (writer)
+      part[(u / kDecodeDownVrows) * block_rows + (u % kDecodeDownVrows) * S + row_in] = sum;
+  };
+  cuda::run_units<T, 1>(warp, kDecodeWarps, p.top_k * kDecodeDownVrows, ffn, S, stage[warp], lane,
+                        source, act, finish);
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < block_rows; i += kDecodeWarps * 32) {
+    const int64_t h = h0 + i;
+    if (h >= hidden) continue;
+    float o = 0.0f;
+    for (int64_t k = 0; k < p.top_k; ++k) {
+      const int64_t a = t * p.top_k + k;
+      if (decode_expert(p, a) >= 0) o += p.weights[a] * part[k * block_rows + i];
+    }
+    p.out[t * hidden + h] = o;
+  }
+}
+
+template <DType T>
+void launch_decode_gate_up(const DecodeParams& p, int64_t n_assign, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(n_assign), static_cast<unsigned>(p.ffn / 32));
+  const auto smem = static_cast<size_t>(cuda_plan::fused_x_smem(1, p.hidden));
+  decode_gate_up_kernel<T><<<grid, kDecodeWarps * 32, smem, stream>>>(p);
+}
+
+template <DType T>
+void launch_decode_down(const DecodeParams& p, int64_t n_tokens, cudaStream_t stream) {
+  const int64_t block_rows = int64_t{kDecodeDownVrows} * p.down_seg;
+  const dim3 grid(static_cast<unsigned>(n_tokens),
+                  static_cast<unsigned>((p.hidden + block_rows - 1) / block_rows));
+  const auto smem = static_cast<size_t>(p.top_k * block_rows) * sizeof(float);
+  decode_down_kernel<T><<<grid, kDecodeWarps * 32, smem, stream>>>(p);
+}
+
+// Launches the decode gate/up kernel for block format `type`.
+void decode_gate_up(DType type, const DecodeParams& p, int64_t n_assign, cudaStream_t stream) {
+  switch (type) {
+    case DType::Q8_0:
+      return launch_decode_gate_up<DType::Q8_0>(p, n_assign, stream);
+    case DType::Q4_0:
+      return launch_decode_gate_up<DType::Q4_0>(p, n_assign, stream);
+    case DType::Q4_K:
+      return launch_decode_gate_up<DType::Q4_K>(p, n_assign, stream);
+    case DType::Q5_K:
+      return launch_decode_gate_up<DType::Q5_K>(p, n_assign, stream);
+    case DType::Q6_K:
+      return launch_decode_gate_up<DType::Q6_K>(p, n_assign, stream);
+    default:
+      MOERUN_CHECK(!cuda_plan::is_float_format(type));
+  }
+}
+
+// Launches the decode down kernel for block format `type`.
+void decode_down(DType type, const DecodeParams& p, int64_t n_tokens, cudaStream_t stream) {
+  switch (type) {
+    case DType::Q8_0:
+      return launch_decode_down<DType::Q8_0>(p, n_tokens, stream);
+    case DType::Q4_0:
+      return launch_decode_down<DType::Q4_0>(p, n_tokens, stream);
+    case DType::Q4_K:
+      return launch_decode_down<DType::Q4_K>(p, n_tokens, stream);
+    case DType::Q5_K:
+      return launch_decode_down<DType::Q5_K>(p, n_tokens, stream);
+    case DType::Q6_K:
+      return launch_decode_down<DType::Q6_K>(p, n_tokens, stream);
+    default:
+      MOERUN_CHECK(!cuda_plan::is_float_format(type));
+  }
+}
+
+// Whether the decode path takes this call: few assignments, block formats, and its shared
+// memory (gate/up staging + quantised x; down staging + per-choice rows) within 48 KiB.
+bool takes_decode_path(const ExpertShape& s, int64_t n_tokens, int64_t top_k) {
+  const int64_t n_assign = n_tokens * top_k;
+  if (n_assign < 1 || n_assign > kMaxDecodeAssignments || s.ffn <= 0 || s.ffn % 32 != 0) {
+    return false;
+  }
+  if (cuda_plan::is_float_format(s.gate_type) || cuda_plan::is_float_format(s.down_type)) {
+    return false;
+  }
+  const int64_t gate_smem =
+      kDecodeWarps * kDecodeGateUpRows * cuda_plan::fused_stage_bytes(s.gate_type) + 2 * 32 * 4 +
+      cuda_plan::fused_x_smem(1, s.hidden);
+  const int64_t down_rows = kDecodeDownVrows * cuda_plan::fused_seg_rows(s.ffn, true);
+  const int64_t down_smem =
+      kDecodeWarps * cuda_plan::fused_stage_bytes(s.down_type) + top_k * down_rows * 4;
+  return gate_smem <= cuda_plan::kFusedGemvSmemBytes && down_smem <= cuda_plan::kFusedGemvSmemBytes;
+}
+
 template <DType T, int G, bool kGateUp>
 void launch_pass_group(const ExpertPass& p, int64_t group_bound, cudaStream_t stream) {
   constexpr bool kFloat = cuda_plan::is_float_format(T);
@@ -348,6 +583,30 @@ void moe_experts_cuda(const ExpertShape& shape, const DeviceExpertTable& table, 
   if (n_tokens == 0 || hidden == 0) return;
   MoeCudaWorkspace::Impl& w = ws.impl();
   w.ensure(n_tokens, top_k, hidden, ffn);
+  if (shape.n_experts > 0 && takes_decode_path(shape, n_tokens, top_k)) {
+    // Few assignments (decode): each reads its expert directly, two launches in all.
+    DecodeParams p{};
+    p.table = table;
+    p.ids = ids;
+    p.weights = weights;
+    p.x = x;
+    p.n_experts = shape.n_experts;
+    p.top_k = top_k;
+    p.hidden = hidden;
+    p.ffn = ffn;
+    p.gate_row_bytes = row_bytes(shape.gate_type, hidden);
+    p.down_row_bytes = row_bytes(shape.down_type, ffn);
+    p.gate_seg = cuda_plan::fused_seg_rows(hidden, true);
+    p.down_seg = cuda_plan::fused_seg_rows(ffn, true);
+    p.act_q = w.act_q.as<int8_t>();
+    p.act_d = w.act_d.as<float2>();
+    p.out = out;
+    decode_gate_up(shape.gate_type, p, n_assign, stream);
+    MOERUN_CUDA_CHECK_LAUNCH();
+    decode_down(shape.down_type, p, n_tokens, stream);
+    MOERUN_CUDA_CHECK_LAUNCH();
+    return;
+  }
   constexpr int kThreads = 256;
   if (n_assign > 0 && ffn > 0 && shape.n_experts > 0) {
     const int group = cuda_plan::expert_group_size(n_tokens);
