@@ -149,12 +149,6 @@ Spread spread_over(const std::vector<BenchRunResult>& runs,
 // Runs one scenario and returns its JSON record (status ok); throws Error when it cannot run.
 json run_scenario(const Scenario& sc, const BenchArgs& a, const std::string& path,
                   bool gpu_present) {
-  if (!sc.device.routing.empty() && sc.device.routing != "model") {
-    fail(
-        "--routing {}: replacing the router's choice is not available yet (`moerun bench` "
-        "cannot pass a routing override to the model in this build)",
-        sc.device.routing);
-  }
   ModelSession session = open_model_session(path, a.threads, sc.device);
   LanguageModel& model = *session.model;
   BenchRunConfig cfg;

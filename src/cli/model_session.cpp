@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/memory_size.h"
 #include "io/gguf_vocab.h"
+#include "model/model_info.h"
+#include "moe/expert_profile.h"
 #if MOERUN_CUDA
 #include "ops/cuda/device_info.h"
 #endif
@@ -16,22 +18,61 @@ namespace moerun::cli {
 namespace {
 
 #if MOERUN_CUDA
-// Bytes the whole model needs in VRAM: every tensor but the embedding table (gathered on the
-// host), plus a margin for activations, caches and workspaces.
-uint64_t whole_model_vram(const GgufFile& file) {
+// Bytes the GPU needs at least: every tensor but the embedding table (gathered on the host) and
+// the routed experts (kept in host memory when they do not fit), plus a margin for activations,
+// caches and workspaces.
+uint64_t dense_vram(const GgufFile& file) {
   uint64_t bytes = uint64_t{1} << 30;
   for (const GgufTensorInfo& t : file.tensors()) {
-    if (t.name != "token_embd.weight") bytes += t.nbytes;
+    if (t.name != "token_embd.weight" && t.name.find("_exps.") == std::string::npos) {
+      bytes += t.nbytes;
+    }
   }
   return bytes;
 }
 #endif
 
+// Architecture, layer and expert counts from the file's metadata (before the model is loaded).
+ModelInfo moe_shape_of(const GgufFile& file) {
+  const GgufValue* a = file.find("general.architecture");
+  if (a == nullptr) fail("{}: no general.architecture key", file.path());
+  ModelInfo info;
+  info.architecture = a->as_string("general.architecture");
+  auto count = [&](const char* key) {
+    const std::string name = info.architecture + "." + key;
+    const GgufValue* v = file.find(name);
+    if (v == nullptr) fail("{}: no {} key", file.path(), name);
+    return static_cast<int64_t>(v->as_uint(name));
+  };
+  info.n_layers = count("block_count");
+  info.n_experts = count("expert_count");
+  info.n_experts_used = count("expert_used_count");
+  return info;
+}
+
+#if MOERUN_CUDA
+// The expert usage profile of --expert-profile, checked against the model; a bad or mismatched
+// profile is reported and ignored (empty counts).
+std::vector<std::vector<uint64_t>> profile_counts(const GgufFile& file, const std::string& path) {
+  if (path.empty()) return {};
+  try {
+    const ExpertProfile profile = load_expert_profile(path);
+    check_profile_model(profile, profile_model_of(file, moe_shape_of(file)), path);
+    return profile.counts;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "moerun: ignoring the expert profile: %s\n", e.what());
+    return {};
+  }
+}
+#endif
+
 // Where the model runs: --device cpu, cuda, or auto (the GPU when this build has CUDA, a GPU is
-// present and the model fits the budget).
+// present and at least the dense part fits the budget: the routed experts that do not fit stay in
+// host memory, hot ones cached in VRAM).
 GpuOptions gpu_options(const GgufFile& file, const DeviceFlags& device) {
   GpuOptions gpu;
   if (!device.gpu_mem.empty()) gpu.budget = parse_memory_size(device.gpu_mem);
+  gpu.cache_policy = parse_cache_policy(device.cache_policy);
   if (device.device == "cpu") return gpu;
 #if MOERUN_CUDA
   const std::vector<GpuInfo> gpus = list_gpus();
@@ -40,15 +81,16 @@ GpuOptions gpu_options(const GgufFile& file, const DeviceFlags& device) {
     return gpu;
   }
   const uint64_t budget = gpu.budget != 0 ? gpu.budget : gpus[0].free_bytes;
-  const uint64_t need = whole_model_vram(file);
+  const uint64_t need = dense_vram(file);
   if (device.device == "auto" && need > budget) {
     std::fprintf(stderr,
-                 "moerun: the model needs about %.1f GiB of VRAM, more than the %.1f GiB budget; "
-                 "running on the CPU\n",
+                 "moerun: the model's dense part needs about %.1f GiB of VRAM, more than the "
+                 "%.1f GiB budget; running on the CPU\n",
                  static_cast<double>(need) / (1u << 30), static_cast<double>(budget) / (1u << 30));
     return gpu;
   }
   gpu.enabled = true;
+  gpu.profile_counts = profile_counts(file, device.expert_profile);
   return gpu;
 #else
   (void)file;
@@ -69,9 +111,17 @@ ModelSession open_model_session(const std::string& path_arg, int threads, const 
   ModelOptions options;
   options.pool = s.pool.get();
   options.routing_override = hooks.replace;
+  if (!device.routing.empty() && is_benchmark_routing(device.routing)) {
+    const ModelInfo shape = moe_shape_of(*s.file);
+    s.routing = make_routing_override(device.routing, shape.n_layers, shape.n_experts,
+                                      shape.n_experts_used);
+    options.routing_override = s.routing.get();
+  }
   options.routing_observer = hooks.observe;
   options.gpu = gpu_options(*s.file, device);
   s.model = load_language_model(*s.file, options);
+  if (options.gpu.enabled)
+    std::fprintf(stderr, "moerun: %s\n", s.model->describe_placement().c_str());
   if (s.file->find("tokenizer.ggml.tokens")) {
     s.tokenizer = std::make_unique<Tokenizer>(read_vocab(*s.file));
     if (s.tokenizer->n_vocab() > s.model->info().vocab) {

@@ -20,6 +20,7 @@ namespace moerun::cli {
 struct ModelSession {
   std::unique_ptr<GgufFile> file;
   std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<RoutingOverride> routing;  // --routing (benchmark mode), or null
   std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null when the file has no tokenizer metadata
   std::vector<int32_t> end_of_turn;      // ids that end generation (eos, <|im_end|>, ...)

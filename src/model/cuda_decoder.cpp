@@ -6,15 +6,25 @@
 
 #include <cuda_runtime_api.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/quant.h"
+#include "core/thread_pool.h"
 #include "model/batch_plan.h"
 #include "model/cuda_weights.h"
 #include "model/sequence_caches.h"
+#include "moe/cache_policy.h"
+#include "moe/gpu_expert_cache.h"
+#include "moe/moe_dispatcher.h"
+#include "moe/routing_override.h"
 #include "ops/cuda/attention_cuda.h"
 #include "ops/cuda/cuda_check.cuh"
 #include "ops/cuda/deltanet_cuda.h"
@@ -33,6 +43,18 @@ namespace {
 constexpr int64_t kLogitChunk = 16;
 // Most tokens of a batch replayed as a CUDA graph (the GEMV range of matmul_cuda).
 constexpr int64_t kMaxGraphTokens = 8;
+// VRAM kept free beyond the routed experts before the whole model is placed on the GPU.
+constexpr uint64_t kHybridMargin = uint64_t{256} << 20;
+
+// Waits for `event` by spinning (the per-layer round trip is the hybrid mode's fixed cost).
+void spin_wait(cudaEvent_t event) {
+  for (;;) {
+    const cudaError_t status = cudaEventQuery(event);
+    if (status == cudaSuccess) return;
+    if (status != cudaErrorNotReady) MOERUN_CUDA_CHECK(status);
+    _mm_pause();
+  }
+}
 
 // Key splits of attention for n query tokens: enough blocks to fill the GPU for decode, one split
 // per token when there are many tokens.
@@ -94,7 +116,12 @@ class CudaDecoder : public LanguageModel {
     }
     const int64_t hidden = host_.hidden;
     if (host_.embedding.ne[0] != hidden) fail("embedding width does not match the hidden size");
-    gpu_ = upload_weights(host_, memory_);
+    // Whole model on the GPU when it fits with room for the planned sequences; otherwise the
+    // hybrid mode: dense weights on the GPU, routed experts in host memory and a VRAM cache.
+    const uint64_t experts_bytes = routed_expert_bytes(host_);
+    hybrid_ = options_.hybrid || options.routing_override != nullptr ||
+              options.routing_observer != nullptr || memory_.left() < experts_bytes + kHybridMargin;
+    gpu_ = upload_weights(host_, memory_, !hybrid_);
     cache_.n_kv_layers = static_cast<int64_t>(host_.attention.size());
     cache_.kv_width = host_.attention_config.kv_width();
     cache_.n_recurrent_layers = static_cast<int64_t>(host_.deltanet.size());
@@ -104,14 +131,41 @@ class CudaDecoder : public LanguageModel {
     }
     MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     allocate_activations();
+    if (hybrid_) set_up_expert_cache(options);
   }
 
   ~CudaDecoder() override {
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     for (auto& [n, exec] : graphs_) cudaGraphExecDestroy(exec);
+    for (auto& [key, exec] : layer_graphs_) cudaGraphExecDestroy(exec);
+    if (routed_ != nullptr) cudaEventDestroy(routed_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
   const ModelInfo& info() const override { return host_.info; }
+
+  ExpertStats* expert_stats() override { return cpu_ ? cpu_->stats() : nullptr; }
+
+  std::string describe_placement() const override {
+    auto gib = [](uint64_t b) { return static_cast<double>(b) / (1ull << 30); };
+    std::string s = fmt::format(
+        "GPU plan ({:.2f} GiB budget): dense weights {:.2f} GiB, expert cache {:.2f} GiB, "
+        "workspace {:.2f} GiB, reserved for {} sequence(s) of {} tokens {:.2f} GiB",
+        gib(memory_.budget()), gib(memory_.used_by(GpuUse::dense_weights)),
+        gib(memory_.used_by(GpuUse::expert_cache)), gib(memory_.used_by(GpuUse::workspace)),
+        options_.plan_sequences, options_.plan_context, gib(state_reserve_));
+    if (hybrid_) {
+      s += fmt::format("; hybrid: {} expert slots of {} ({:.1f}%), misses on {} CPU threads",
+                       cache_slots_, host_.info.n_layers * host_.info.n_experts,
+                       100.0 * static_cast<double>(cache_slots_) /
+                           static_cast<double>(host_.info.n_layers * host_.info.n_experts),
+                       pool_->size());
+      if (!expert_cache_->host_registered()) s += " (experts not page-locked: slower copies)";
+    } else {
+      s += "; every routed expert on the GPU";
+    }
+    return s;
+  }
 
   std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const override {
     if (max_tokens < 1 || max_tokens > host_.info.context_length) {
@@ -251,6 +305,63 @@ class CudaDecoder : public LanguageModel {
                     "expert workspace");
   }
 
+  // Hybrid mode: the CPU dispatcher for misses, the slots the budget leaves after a reserve for
+  // the planned sequences, pinned buffers of the per-layer round trip.
+  void set_up_expert_cache(const ModelOptions& options) {
+    if (options.pool == nullptr) fail("the hybrid mode needs a CPU thread pool");
+    hooks_.replace = options.routing_override;
+    hooks_.observe = options.routing_observer;
+    pool_ = options.pool;
+    cpu_ = std::make_unique<CpuMoeDispatcher>(host_.experts, *pool_);
+    {
+      const auto state = new_sequence(std::min(options_.plan_context, host_.info.context_length));
+      state_reserve_ = static_cast<uint64_t>(state->bytes()) *
+                       static_cast<uint64_t>(std::max<int64_t>(options_.plan_sequences, 0));
+    }
+    const int64_t slot = GpuExpertCache::slot_bytes(host_.experts);
+    const int64_t T = options_.max_batch_tokens;
+    const int64_t hidden = host_.hidden;
+    const uint64_t table_bytes =
+        static_cast<uint64_t>(host_.info.n_layers * 3 * host_.info.n_experts) * sizeof(void*) +
+        static_cast<uint64_t>(T * hidden) * 4 + (uint64_t{1} << 20);
+    if (memory_.left() < state_reserve_ + table_bytes) {
+      fail(
+          "GPU memory budget: {:.2f} GiB is too small for the dense part of this model: it needs "
+          "at least {:.2f} GiB (dense weights and workspace {:.2f} GiB, {} sequence(s) of {} "
+          "tokens {:.2f} GiB)",
+          static_cast<double>(memory_.budget()) / (1ull << 30),
+          static_cast<double>(memory_.used() + state_reserve_ + table_bytes) / (1ull << 30),
+          static_cast<double>(memory_.used()) / (1ull << 30), options_.plan_sequences,
+          options_.plan_context, static_cast<double>(state_reserve_) / (1ull << 30));
+    }
+    cache_slots_ = static_cast<int64_t>((memory_.left() - state_reserve_ - table_bytes) /
+                                        static_cast<uint64_t>(slot));
+    cache_slots_ = std::min(cache_slots_, host_.info.n_layers * host_.info.n_experts);
+    if (options_.max_expert_slots >= 0) {
+      cache_slots_ = std::min(cache_slots_, options_.max_expert_slots);
+    }
+    expert_cache_ = std::make_unique<GpuExpertCache>(
+        host_.experts, cache_slots_,
+        make_cache_policy(options_.cache_policy, host_.info.n_layers, host_.info.n_experts,
+                          options_.profile_counts),
+        memory_, cpu_->stats());
+    if (!options_.profile_counts.empty()) {
+      expert_cache_->warm_start(options_.profile_counts, stream_);
+    }
+    for (size_t l = 0; l < gpu_.layers.size(); ++l) {
+      gpu_.layers[l].moe.table = expert_cache_->device_table(static_cast<int64_t>(l));
+    }
+    const int64_t top_k = host_.moe_config.top_k;
+    ids_host_ = pinned(static_cast<size_t>(T * top_k) * sizeof(int32_t));
+    weights_host_ = pinned(static_cast<size_t>(T * top_k) * sizeof(float));
+    xn_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
+    cpu_out_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
+    on_cpu_.resize(static_cast<size_t>(T * top_k));
+    cpu_out_ = static_cast<float*>(memory_.allocate(static_cast<uint64_t>(T * hidden) * 4,
+                                                    GpuUse::workspace, "CPU expert results"));
+    MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&routed_, cudaEventDisableTiming));
+  }
+
   void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
     matmul_cuda(w, x, n, y, matmul_ws_, stream_);
   }
@@ -284,7 +395,8 @@ class CudaDecoder : public LanguageModel {
     matmul(w.out, core_, n, mix_);
   }
 
-  void moe_block(const GpuMoe& m, int64_t n) {
+  // The router's choice (ids_, weights_) and the shared expert's gate, up and scale inputs.
+  void router(const GpuMoe& m, int64_t n) {
     const MoeConfig& c = host_.moe_config;
     // The router and the shared expert's gate, up and scale share xn_: one batch.
     const CudaMatmulJob jobs[] = {{&m.router, router_logits_},
@@ -294,12 +406,139 @@ class CudaDecoder : public LanguageModel {
     matmul_cuda_batch(jobs, c.shared_ffn > 0 ? 4 : 1, xn_, n, matmul_ws_, stream_);
     softmax_top_k_cuda(router_logits_, n, c.n_experts, c.top_k, c.normalize_top_k, ids_, weights_,
                        stream_);
-    moe_experts_cuda(m.experts, m.table, xn_, n, ids_, weights_, c.top_k, mix_, experts_ws_,
-                     stream_);
+  }
+
+  // The rest of the shared expert, into shared_out_ (added by routed_experts()).
+  void shared_expert(const GpuMoe& m, int64_t n) {
+    const MoeConfig& c = host_.moe_config;
     if (c.shared_ffn == 0) return;
     silu_mul_cuda(shared_gate_, shared_up_, n * c.shared_ffn, shared_gate_, stream_);
     matmul(m.shared_down, shared_gate_, n, shared_out_);
-    add_gated_shared_cuda(mix_, shared_out_, shared_scale_, n, host_.hidden, stream_);
+  }
+
+  // The routed experts the device table holds, into mix_, plus the gated shared expert.
+  void routed_experts(const GpuMoe& m, int64_t n) {
+    const MoeConfig& c = host_.moe_config;
+    moe_experts_cuda(m.experts, m.table, xn_, n, ids_, weights_, c.top_k, mix_, experts_ws_,
+                     stream_);
+    if (c.shared_ffn > 0) {
+      add_gated_shared_cuda(mix_, shared_out_, shared_scale_, n, host_.hidden, stream_);
+    }
+  }
+
+  void moe_block(const GpuMoe& m, int64_t n) {
+    router(m, n);
+    shared_expert(m, n);
+    routed_experts(m, n);
+  }
+
+  // Hybrid piece 0 of layer l: mixer and router, then the router's choice and the normalised
+  // input copied to pinned memory for the CPU.
+  void layer_mixer_and_router(const DeviceBatch& b, size_t l) {
+    const int64_t n = b.n_tokens;
+    const int64_t hidden = host_.hidden;
+    const GpuLayer& layer = gpu_.layers[l];
+    add_rms_norm_cuda(h_, l == 0 ? nullptr : mix_, layer.mixer_norm, n, hidden, host_.rms_eps, xn_,
+                      stream_);
+    if (layer.attention >= 0) {
+      attention_block(b, gpu_.attention[static_cast<size_t>(layer.attention)], layer.attention);
+    } else {
+      deltanet_block(b, gpu_.deltanet[static_cast<size_t>(layer.deltanet)], layer.deltanet);
+    }
+    add_rms_norm_cuda(h_, mix_, layer.ffn_norm, n, hidden, host_.rms_eps, xn_, stream_);
+    router(layer.moe, n);
+    const int64_t top_k = host_.moe_config.top_k;
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(ids_host_.get(), ids_,
+                                      static_cast<size_t>(n * top_k) * sizeof(int32_t),
+                                      cudaMemcpyDeviceToHost, stream_));
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(weights_host_.get(), weights_,
+                                      static_cast<size_t>(n * top_k) * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_));
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(xn_host_.get(), xn_,
+                                      static_cast<size_t>(n * hidden) * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_));
+  }
+
+  // Runs piece `part` of layer l for batch b: from a graph captured once per (tokens, layer, part)
+  // for decode-sized batches, directly otherwise.
+  template <typename Fn>
+  void run_piece(const DeviceBatch& b, size_t l, int part, bool graph, Fn&& fn) {
+    if (!graph) {
+      fn();
+      return;
+    }
+    const auto key = std::make_tuple(b.n_tokens, l, part);
+    auto it = layer_graphs_.find(key);
+    if (it == layer_graphs_.end()) {
+      cudaGraph_t g = nullptr;
+      MOERUN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      fn();
+      MOERUN_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+      cudaGraphExec_t exec = nullptr;
+      MOERUN_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+      MOERUN_CUDA_CHECK(cudaGraphDestroy(g));
+      it = layer_graphs_.emplace(key, exec).first;
+    }
+    MOERUN_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  }
+
+  // Every layer with routed experts split between the VRAM cache (GPU) and the CPU: per layer, the
+  // GPU runs mixer and router; the host reads the choice and admits misses to the cache (copies
+  // on their own stream; the GPU waits for them only where it computes them); the GPU runs the
+  // shared expert and the resident experts while the CPU computes the rest; the CPU's sum is added
+  // on the GPU before the next layer.
+  void run_layers_hybrid(const DeviceBatch& b, bool graph) {
+    const int64_t n = b.n_tokens;
+    const int64_t hidden = host_.hidden;
+    const int64_t top_k = host_.moe_config.top_k;
+    const int64_t n_assign = n * top_k;
+    expert_cache_->begin_step();
+    for (size_t l = 0; l < gpu_.layers.size(); ++l) {
+      const GpuLayer& layer = gpu_.layers[l];
+      expert_cache_->publish(static_cast<int64_t>(l), stream_);  // last step's admissions
+      run_piece(b, l, 0, graph, [&] { layer_mixer_and_router(b, l); });
+      MOERUN_CUDA_CHECK(cudaEventRecord(routed_, stream_));
+      run_piece(b, l, 1, graph, [&] { shared_expert(layer.moe, n); });
+      spin_wait(routed_);
+      auto* ids = static_cast<int32_t*>(ids_host_.get());
+      if (hooks_.replace != nullptr) {
+        // Benchmark routing: the host's choice replaces the router's on the GPU too.
+        hooks_.replace->choose(static_cast<int64_t>(l), n, top_k, ids,
+                               static_cast<float*>(weights_host_.get()));
+        MOERUN_CUDA_CHECK(cudaMemcpyAsync(ids_, ids, static_cast<size_t>(n_assign) * 4,
+                                          cudaMemcpyHostToDevice, stream_));
+        MOERUN_CUDA_CHECK(cudaMemcpyAsync(weights_, weights_host_.get(),
+                                          static_cast<size_t>(n_assign) * 4, cudaMemcpyHostToDevice,
+                                          stream_));
+      }
+      if (hooks_.observe != nullptr) {
+        hooks_.observe->observe(static_cast<int64_t>(l), n, top_k, ids,
+                                static_cast<const float*>(weights_host_.get()));
+      }
+      // Prefill copies every miss (the copy engine streams the layer's experts while the CPU
+      // works on none); decode admits a few per layer for later steps.
+      const int64_t admit = n > kMaxGraphTokens ? -1 : options_.max_admissions;
+      expert_cache_->plan(static_cast<int64_t>(l), ids, n_assign, admit, on_cpu_.data(), stream_);
+      if (n > kMaxGraphTokens) {
+        // Prefill: the admitted misses are computed on the GPU once copied.
+        expert_cache_->publish(static_cast<int64_t>(l), stream_);
+        expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
+      }
+      run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
+      const auto start = std::chrono::steady_clock::now();
+      auto* cpu_out = static_cast<float*>(cpu_out_host_.get());
+      cpu_->run_masked(static_cast<int64_t>(l), static_cast<const float*>(xn_host_.get()), n, ids,
+                       static_cast<const float*>(weights_host_.get()), top_k, on_cpu_.data(),
+                       cpu_out);
+      cpu_->stats()->add_cpu_seconds(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      MOERUN_CUDA_CHECK(cudaMemcpyAsync(cpu_out_, cpu_out,
+                                        static_cast<size_t>(n * hidden) * sizeof(float),
+                                        cudaMemcpyHostToDevice, stream_));
+      add_into_cuda(mix_, cpu_out_, n * hidden, stream_);
+    }
+    cpu_->stats()->record_tokens(static_cast<uint64_t>(n));
+    add_rms_norm_cuda(h_, mix_, gpu_.output_norm, n, hidden, host_.rms_eps, xn_, stream_);
   }
 
   // Every layer, then the final residual add (h holds the last hidden states).
@@ -397,7 +636,10 @@ class CudaDecoder : public LanguageModel {
     const auto n_out = static_cast<int64_t>(plan_.logit_rows.size());
     const int64_t vocab = host_.info.vocab;
     const bool decode_step = runs == n && n_out == n && n <= kMaxGraphTokens;
-    if (decode_step && options_.graphs) {
+    if (hybrid_) {
+      run_layers_hybrid(b, options_.graphs && n <= kMaxGraphTokens);
+      if (decode_step) output_rows(0, n);
+    } else if (decode_step && options_.graphs) {
       MOERUN_CUDA_CHECK(cudaGraphLaunch(decode_graph(b), stream_));
     } else {
       run_layers(b);
@@ -445,6 +687,18 @@ class CudaDecoder : public LanguageModel {
   CudaMatmulWorkspace matmul_ws_;
   MoeCudaWorkspace experts_ws_;
   std::map<int64_t, cudaGraphExec_t> graphs_;  // decode graphs by batch size
+  // Hybrid mode.
+  bool hybrid_ = false;
+  RoutingHooks hooks_;  // benchmark routing and observers (applied on the host's copy)
+  ThreadPool* pool_ = nullptr;
+  std::unique_ptr<CpuMoeDispatcher> cpu_;
+  std::unique_ptr<GpuExpertCache> expert_cache_;
+  int64_t cache_slots_ = 0;
+  uint64_t state_reserve_ = 0;
+  std::map<std::tuple<int64_t, size_t, int>, cudaGraphExec_t> layer_graphs_;
+  cudaEvent_t routed_ = nullptr;  // the router's choice of the current layer is on the host
+  std::vector<uint8_t> on_cpu_;   // [T, top_k] assignments the CPU computes
+  float* cpu_out_ = nullptr;      // [T, hidden] the CPU's sum in VRAM
   BatchPlan plan_;
   // Activations in VRAM, [max_batch_tokens, ...] each.
   float* h_ = nullptr;    // [T, hidden] residual stream
@@ -470,12 +724,16 @@ class CudaDecoder : public LanguageModel {
   float* shared_up_ = nullptr;
   float* shared_scale_ = nullptr;
   float* shared_out_ = nullptr;
-  float* out_rows_ = nullptr;                      // [kLogitChunk, hidden]
-  float* logits_ = nullptr;                        // [kLogitChunk, vocab]
-  void* meta_ = nullptr;                           // BatchLayout in VRAM
-  std::unique_ptr<void, PinnedFree> meta_host_;    // BatchLayout in pinned host memory
-  std::unique_ptr<void, PinnedFree> emb_host_;     // [T, hidden] gathered embedding rows
-  std::unique_ptr<void, PinnedFree> logits_host_;  // [kLogitChunk, vocab]
+  float* out_rows_ = nullptr;                       // [kLogitChunk, hidden]
+  float* logits_ = nullptr;                         // [kLogitChunk, vocab]
+  void* meta_ = nullptr;                            // BatchLayout in VRAM
+  std::unique_ptr<void, PinnedFree> meta_host_;     // BatchLayout in pinned host memory
+  std::unique_ptr<void, PinnedFree> emb_host_;      // [T, hidden] gathered embedding rows
+  std::unique_ptr<void, PinnedFree> logits_host_;   // [kLogitChunk, vocab]
+  std::unique_ptr<void, PinnedFree> ids_host_;      // [T, top_k] the router's choice
+  std::unique_ptr<void, PinnedFree> weights_host_;  // [T, top_k]
+  std::unique_ptr<void, PinnedFree> xn_host_;       // [T, hidden] the experts' input
+  std::unique_ptr<void, PinnedFree> cpu_out_host_;  // [T, hidden] the CPU experts' sum
 };
 
 }  // namespace

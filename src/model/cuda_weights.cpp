@@ -39,7 +39,8 @@ const float* upload_floats(DeviceMemory& memory, const std::vector<float>& v,
 }
 
 // The stacked experts of one layer in VRAM and their device pointer table.
-GpuMoe upload_moe(DeviceMemory& memory, const MoeWeights& m, const LayerExperts& e, int64_t layer) {
+GpuMoe upload_moe(DeviceMemory& memory, const MoeWeights& m, const LayerExperts& e, int64_t layer,
+                  bool experts) {
   const std::string prefix = "layer " + std::to_string(layer) + " ";
   GpuMoe g;
   g.router = upload_matrix(memory, m.router, prefix + "router");
@@ -52,6 +53,7 @@ GpuMoe upload_moe(DeviceMemory& memory, const MoeWeights& m, const LayerExperts&
   const int64_t ffn = e.gate.ne[1];
   const int64_t n_experts = e.gate.ne[2];
   g.experts = ExpertShape{e.gate.type, e.up.type, e.down.type, hidden, ffn, n_experts};
+  if (!experts) return g;
   const Tensor* parts[3] = {&e.gate, &e.up, &e.down};
   const char* names[3] = {"experts gate", "experts up", "experts down"};
   std::vector<const void*> pointers(static_cast<size_t>(3 * n_experts));
@@ -77,7 +79,15 @@ GpuMoe upload_moe(DeviceMemory& memory, const MoeWeights& m, const LayerExperts&
 
 }  // namespace
 
-GpuWeights upload_weights(const DecoderWeights& w, DeviceMemory& memory) {
+uint64_t routed_expert_bytes(const DecoderWeights& w) {
+  uint64_t bytes = 0;
+  for (const LayerExperts& e : w.experts) {
+    bytes += static_cast<uint64_t>(e.gate.nbytes() + e.up.nbytes() + e.down.nbytes());
+  }
+  return bytes;
+}
+
+GpuWeights upload_weights(const DecoderWeights& w, DeviceMemory& memory, bool experts) {
   GpuWeights g;
   g.output_norm = upload_floats(memory, w.output_norm, "output norm");
   g.output = upload_matrix(memory, w.output, "output (lm_head)");
@@ -123,7 +133,7 @@ GpuWeights upload_weights(const DecoderWeights& w, DeviceMemory& memory) {
     gl.ffn_norm = upload_floats(memory, L.ffn_norm, p + "post-attention norm");
     gl.attention = L.attention;
     gl.deltanet = L.deltanet;
-    gl.moe = upload_moe(memory, L.moe, w.experts[l], static_cast<int64_t>(l));
+    gl.moe = upload_moe(memory, L.moe, w.experts[l], static_cast<int64_t>(l), experts);
     g.layers.push_back(gl);
   }
   return g;

@@ -61,8 +61,12 @@ struct GpuWeights {
   std::vector<GpuLayer> layers;
 };
 
-// Copies `w` (all but the embedding table) into memory from `memory`; throws Error when it does not
-// fit the budget or a weight type has no GPU kernel.
-GpuWeights upload_weights(const DecoderWeights& w, DeviceMemory& memory);
+// Copies `w` (all but the embedding table, and the routed experts only when `experts`) into memory
+// from `memory`; throws Error when it does not fit the budget or a weight type has no GPU kernel.
+// Without experts, each layer's expert table is left empty (the expert cache provides it).
+GpuWeights upload_weights(const DecoderWeights& w, DeviceMemory& memory, bool experts);
+
+// Bytes upload_weights(w, ..., true) allocates for the routed experts.
+uint64_t routed_expert_bytes(const DecoderWeights& w);
 
 }  // namespace moerun

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "moe/cache_policy.h"
+
 namespace moerun {
 
 class GgufFile;
@@ -78,6 +80,8 @@ class LanguageModel {
   virtual StageClock* stage_clock() { return nullptr; }
   // Routed-expert counters of the model's dispatcher, or null when it keeps none.
   virtual ExpertStats* expert_stats() { return nullptr; }
+  // Where the model's parts live (one line, e.g. the GPU plan), for the user.
+  virtual std::string describe_placement() const { return "everything on the CPU"; }
 };
 
 // How a model uses the GPU: a VRAM budget and the batch and context sizes to plan it for.
@@ -87,6 +91,13 @@ struct GpuOptions {
   int64_t max_batch_tokens = 512;  // most tokens one forward() call may carry
   int64_t max_sequences = 16;      // most sequences one forward() call may carry
   bool graphs = true;              // replay decode steps as CUDA graphs
+  bool hybrid = false;             // keep routed experts in host memory even when they would fit
+  int64_t plan_sequences = 1;      // sequences whose state is reserved before expert slots
+  int64_t plan_context = 4096;     // tokens per planned sequence
+  CachePolicyKind cache_policy = CachePolicyKind::adaptive;  // expert cache replacement
+  std::vector<std::vector<uint64_t>> profile_counts;  // [layers][experts] warm start (optional)
+  int64_t max_admissions = 4;     // experts copied into the cache per layer and decode step
+  int64_t max_expert_slots = -1;  // hybrid: at most this many cached experts (< 0: what fits)
 };
 
 // How a model runs: the CPU thread pool and, optionally, who computes the routed experts.

@@ -147,7 +147,7 @@ void CpuMoeDispatcher::run_masked(int64_t layer, const float* x, int64_t n_token
       static_cast<uint64_t>(L.gate.ne[1] * L.gate.row_nbytes() + L.up.ne[1] * L.up.row_nbytes() +
                             L.down.ne[1] * L.down.row_nbytes());
   stats_.record_cpu(layer, s.used.size(), s.used.size() * expert_bytes);
-  if (layer == 0) stats_.record_tokens(static_cast<uint64_t>(n_tokens));
+  if (layer == 0 && on_cpu == nullptr) stats_.record_tokens(static_cast<uint64_t>(n_tokens));
   stats_.add_cpu_seconds(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }

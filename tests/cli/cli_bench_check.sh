@@ -105,9 +105,15 @@ r = json.load(open(sys.argv[1]))
 assert [s["id"] for s in r["scenarios"]] == ["S1", "S2", "S3", "S5", "S6"]
 assert all(s["status"] == "skipped" and "GPU" in s["reason"] for s in r["scenarios"])' "$tmp/all.json"
 fi
-"$moerun" bench -m "$tmp/tiny.gguf" --device cpu --routing synthetic:reuse=0.45 -p 8 -n 2 --repeats 1 \
-  >/dev/null 2>"$tmp/routing.err"
-check "--routing is refused with a clear message while unavailable" grep -q "routing" "$tmp/routing.err"
+"$moerun" bench -m "$tmp/tiny.gguf" --device cpu --routing synthetic:reuse=0.45,within8=0.8,zipf=1.1 \
+  -p 8 -n 2 --repeats 1 -t 2 --json >"$tmp/routing.json" 2>"$tmp/routing.err"
+check "bench with synthetic routing runs" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["scenarios"][0]["status"] == "ok" and r["scenarios"][0]["settings"]["routing"].startswith("synthetic:")' "$tmp/routing.json"
+"$moerun" bench -m "$tmp/tiny.gguf" --device cpu --routing synthetic:reuse=2 -p 8 -n 2 --repeats 1 \
+  >/dev/null 2>"$tmp/routing_bad.err"
+check "a bad --routing is an error naming it" grep -q "reuse" "$tmp/routing_bad.err"
 "$moerun" bench -m "$tmp/tiny.gguf" --device cpu -p 8 -n 2 --repeats 0 >/dev/null 2>"$tmp/rep.err"
 check "bad --repeats is an error naming it" grep -q -- "--repeats" "$tmp/rep.err"
 

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "fixture_check.h"
+#include "moe/expert_stats.h"
 #include "tiny_models.h"
 
 namespace moerun {
@@ -150,6 +151,49 @@ TEST(CudaModel, Q8BatchesMatchTheCpu) {
   REQUIRE_GPU();
   auto m = load_both(DType::Q8_0, "cuda_q8");
   check_batches(*m->cpu, *m->gpu, 0.10);
+}
+
+// Hybrid mode: routed experts in host memory, a VRAM cache of 0, 3 or all experts; misses on
+// the CPU, hits and admitted experts on the GPU. f32 weights: the same tolerance as the whole
+// model on the GPU, at every cache size, for prefill (cuBLAS, every miss copied in) and decode
+// (graphs per layer piece, a few admissions per step).
+TEST(CudaModel, HybridMatchesTheCpuAtEveryCacheSize) {
+  REQUIRE_GPU();
+  const Qwen3NextConfig c = test::tiny_next_config();
+  const TinyModel w = test::to_qkv_gate_layout(test::make_next_weights(c, 7), c);
+  const std::string path = test::temp_model_path("cuda_hybrid");
+  test::write_tiny_gguf(w, c, path);
+  auto file = GgufFile::open(path);
+  ThreadPool pool(2, false);
+  auto cpu = load_language_model(*file, ModelOptions{&pool, nullptr});
+  for (const int64_t slots : {0, 3, 1000}) {
+    for (const bool graphs : {true, false}) {
+      ModelOptions o{&pool, nullptr};
+      o.gpu.enabled = true;
+      o.gpu.hybrid = true;
+      o.gpu.graphs = graphs;
+      o.gpu.max_expert_slots = slots;
+      auto gpu = load_language_model(*file, o);
+      SCOPED_TRACE("slots " + std::to_string(slots) + (graphs ? " graphs" : " direct"));
+      check_batches(*cpu, *gpu, 1e-5);
+      ExpertStats* stats = gpu->expert_stats();
+      ASSERT_NE(stats, nullptr);
+      const ExpertStatsSnapshot snap = stats->snapshot();
+      const LayerExpertCounters t = snap.total();
+      EXPECT_GT(t.routed, 0u);
+      if (slots == 0) {
+        EXPECT_EQ(t.gpu_hits, 0u);
+        EXPECT_EQ(t.copied_experts, 0u);
+      } else {
+        EXPECT_GT(t.copied_experts, 0u);  // the prompt's misses were copied in
+      }
+      if (slots == 1000) {
+        EXPECT_GT(t.gpu_hits, 0u);
+      }
+    }
+  }
+  file.reset();
+  std::filesystem::remove(path);
 }
 
 // A decode step replayed from a CUDA graph gives exactly what the kernels give when launched.

@@ -18,6 +18,11 @@ __global__ void add_gated_shared_kernel(float* out, const float* shared, const f
   if (i < n) out[i] += sigmoid_f(scale[i / dim]) * shared[i];
 }
 
+__global__ void add_into_kernel(float* dst, const float* src, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] += src[i];
+}
+
 unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>((n + kThreads - 1) / kThreads);
 }
@@ -36,6 +41,12 @@ void add_gated_shared_cuda(float* out, const float* shared, const float* scale, 
   if (n == 0) return;
   add_gated_shared_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, shared, scale, n,
                                                                   static_cast<int>(dim));
+  MOERUN_CUDA_CHECK_LAUNCH();
+}
+
+void add_into_cuda(float* dst, const float* src, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_into_kernel<<<blocks_for(n), kThreads, 0, stream>>>(dst, src, n);
   MOERUN_CUDA_CHECK_LAUNCH();
 }
 

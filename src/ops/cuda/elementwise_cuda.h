@@ -14,4 +14,7 @@ void silu_mul_cuda(const float* gate, const float* up, int64_t n, float* out, cu
 void add_gated_shared_cuda(float* out, const float* shared, const float* scale, int64_t rows,
                            int64_t dim, cudaStream_t stream);
 
+// dst [n] += src [n] (f32, device).
+void add_into_cuda(float* dst, const float* src, int64_t n, cudaStream_t stream);
+
 }  // namespace moerun

@@ -1,0 +1,237 @@
+#include "moe/gpu_expert_cache.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/error.h"
+#include "ops/cuda/cuda_check.cuh"
+#include "ops/cuda/device_memory.h"
+
+namespace moerun {
+namespace {
+
+// Bytes of one expert's gate, up or down matrix inside its stacked tensor {cols, rows, n}.
+int64_t expert_part_bytes(const Tensor& stacked) {
+  return stacked.ne[1] * stacked.row_nbytes();
+}
+
+const Tensor& part_of(const LayerExperts& e, int part) {
+  return part == 0 ? e.gate : part == 1 ? e.up : e.down;
+}
+
+}  // namespace
+
+int64_t GpuExpertCache::slot_bytes(const std::vector<LayerExperts>& experts) {
+  int64_t bytes = 0;
+  for (const LayerExperts& e : experts) {
+    bytes = std::max(
+        bytes, expert_part_bytes(e.gate) + expert_part_bytes(e.up) + expert_part_bytes(e.down));
+  }
+  return (bytes + 255) / 256 * 256;
+}
+
+GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t n_slots,
+                               std::unique_ptr<CachePolicy> policy, DeviceMemory& memory,
+                               ExpertStats* stats)
+    : experts_(experts),
+      table_(static_cast<int64_t>(experts.size()), experts.empty() ? 0 : experts[0].gate.ne[2],
+             n_slots, std::move(policy)),
+      stats_(stats) {
+  n_layers_ = table_.n_layers();
+  n_experts_ = table_.n_experts();
+  slot_bytes_ = slot_bytes(experts_);
+  if (n_slots > 0) {
+    slots_ = static_cast<uint8_t*>(memory.allocate(static_cast<uint64_t>(n_slots * slot_bytes_),
+                                                   GpuUse::expert_cache, "expert cache slots"));
+  }
+  const uint64_t table_bytes = static_cast<uint64_t>(n_layers_ * 3 * n_experts_) * sizeof(void*);
+  device_table_ = static_cast<const void**>(
+      memory.allocate(table_bytes, GpuUse::expert_cache, "expert pointer table"));
+  MOERUN_CUDA_CHECK(cudaMemset(device_table_, 0, table_bytes));
+  updates_capacity_ = n_layers_ * n_experts_ * 6 + 64;
+  MOERUN_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&updates_),
+                                  static_cast<size_t>(updates_capacity_) * sizeof(PointerUpdate),
+                                  cudaHostAllocMapped));
+  pending_.resize(static_cast<size_t>(n_layers_));
+  copies_in_flight_.assign(static_cast<size_t>(n_layers_), 0);
+  copied_.resize(static_cast<size_t>(n_layers_));
+  for (cudaEvent_t& e : copied_) {
+    MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&evicted_, cudaEventDisableTiming));
+  MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+  MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, copy_stream_));  // nothing evicted yet
+  admitted_.assign(static_cast<size_t>(n_experts_), 0);
+
+  // Page-lock the host range holding the experts, so copies are true asynchronous DMA.
+  uintptr_t lo = UINTPTR_MAX;
+  uintptr_t hi = 0;
+  for (const LayerExperts& e : experts_) {
+    for (int part = 0; part < 3; ++part) {
+      const Tensor& t = part_of(e, part);
+      const auto begin = reinterpret_cast<uintptr_t>(t.data);
+      lo = std::min(lo, begin);
+      hi = std::max(hi, begin + static_cast<uintptr_t>(t.nbytes()));
+    }
+  }
+  if (hi > lo && n_slots > 0) {
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    lo = lo / page * page;
+    hi = (hi + page - 1) / page * page;
+    void* base = reinterpret_cast<void*>(lo);
+    for (unsigned flags : {cudaHostRegisterReadOnly, cudaHostRegisterDefault}) {
+      if (cudaHostRegister(base, hi - lo, flags) == cudaSuccess) {
+        registered_ = true;
+        registered_ranges_.push_back(base);
+        break;
+      }
+      (void)cudaGetLastError();
+    }
+  }
+  if (stats_ != nullptr) stats_->set_cache(n_slots, table_.policy().name());
+}
+
+GpuExpertCache::~GpuExpertCache() {
+  if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
+  for (void* p : registered_ranges_) cudaHostUnregister(p);
+  for (cudaEvent_t e : copied_) cudaEventDestroy(e);
+  if (evicted_ != nullptr) cudaEventDestroy(evicted_);
+  if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
+  if (updates_ != nullptr) cudaFreeHost(updates_);
+}
+
+DeviceExpertTable GpuExpertCache::device_table(int64_t layer) const {
+  const void* const* base = device_table_ + layer * 3 * n_experts_;
+  return DeviceExpertTable{base, base + n_experts_, base + 2 * n_experts_};
+}
+
+const void* GpuExpertCache::slot_part(int32_t slot, int part, int64_t layer) const {
+  const LayerExperts& e = experts_[static_cast<size_t>(layer)];
+  int64_t offset = 0;
+  if (part >= 1) offset += expert_part_bytes(e.gate);
+  if (part >= 2) offset += expert_part_bytes(e.up);
+  return slots_ + static_cast<int64_t>(slot) * slot_bytes_ + offset;
+}
+
+void GpuExpertCache::begin_step() {
+  updates_used_ = 0;
+  updates_flushed_ = 0;
+}
+
+void GpuExpertCache::push_update(int64_t index, const void* value) {
+  MOERUN_CHECK(updates_used_ < updates_capacity_);
+  updates_[updates_used_++] = PointerUpdate{index, value};
+}
+
+void GpuExpertCache::flush_updates(cudaStream_t stream) {
+  apply_pointer_updates_cuda(device_table_, updates_ + updates_flushed_,
+                             updates_used_ - updates_flushed_, stream);
+  updates_flushed_ = updates_used_;
+}
+
+void GpuExpertCache::publish(int64_t layer, cudaStream_t compute) {
+  std::vector<Pending>& pending = pending_[static_cast<size_t>(layer)];
+  if (pending.empty()) return;
+  MOERUN_CUDA_CHECK(cudaStreamWaitEvent(compute, copied_[static_cast<size_t>(layer)], 0));
+  for (const Pending& p : pending) {
+    if (table_.slot_of(layer, p.expert) != p.slot) continue;  // evicted again meanwhile
+    for (int part = 0; part < 3; ++part) {
+      push_update((layer * 3 + part) * n_experts_ + p.expert, slot_part(p.slot, part, layer));
+    }
+  }
+  pending.clear();
+  flush_updates(compute);
+}
+
+void GpuExpertCache::copy_in(int64_t layer, int32_t expert, int32_t slot) {
+  const LayerExperts& e = experts_[static_cast<size_t>(layer)];
+  for (int part = 0; part < 3; ++part) {
+    const Tensor& t = part_of(e, part);
+    const int64_t bytes = expert_part_bytes(t);
+    const auto* src = static_cast<const uint8_t*>(t.data) + static_cast<int64_t>(expert) * bytes;
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(slot_part(slot, part, layer)), src,
+                                      static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
+                                      copy_stream_));
+  }
+}
+
+void GpuExpertCache::plan(int64_t layer, const int32_t* ids, int64_t n_assign,
+                          int64_t max_admissions, uint8_t* on_cpu, cudaStream_t compute) {
+  const CacheStepPlan& p = table_.plan_step(layer, ids, n_assign, max_admissions);
+  ++admit_epoch_;
+  for (const CacheAdmission& a : p.admissions)
+    admitted_[static_cast<size_t>(a.expert)] = admit_epoch_;
+  for (int64_t i = 0; i < n_assign; ++i) {
+    const int32_t e = ids[i];
+    on_cpu[i] = table_.slot_of(layer, e) < 0 || admitted_[static_cast<size_t>(e)] == admit_epoch_;
+  }
+  // Evictions: null the entries on the compute stream now; copies into those slots wait for it.
+  bool evicted = false;
+  for (const CacheAdmission& a : p.admissions) {
+    if (a.evicted_layer < 0) continue;
+    for (int part = 0; part < 3; ++part) {
+      push_update((a.evicted_layer * 3 + part) * n_experts_ + a.evicted_expert, nullptr);
+    }
+    evicted = true;
+    if (stats_ != nullptr) stats_->set_resident(a.evicted_layer, table_.resident(a.evicted_layer));
+  }
+  if (evicted) {
+    flush_updates(compute);
+    MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, compute));
+  }
+  if (!p.admissions.empty()) {
+    MOERUN_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, evicted_, 0));
+    for (const CacheAdmission& a : p.admissions) {
+      copy_in(layer, a.expert, a.slot);
+      pending_[static_cast<size_t>(layer)].push_back(Pending{a.expert, a.slot});
+    }
+    MOERUN_CUDA_CHECK(cudaEventRecord(copied_[static_cast<size_t>(layer)], copy_stream_));
+  }
+  if (stats_ != nullptr) {
+    stats_->record_routing(layer, ids, n_assign);
+    stats_->record_hits(layer, static_cast<uint64_t>(p.hit_assignments));
+    if (!p.admissions.empty()) {
+      stats_->record_copy(layer, p.admissions.size(),
+                          p.admissions.size() * static_cast<uint64_t>(slot_bytes_));
+    }
+    stats_->set_resident(layer, static_cast<uint64_t>(table_.resident(layer)));
+  }
+}
+
+void GpuExpertCache::mark_resident_on_gpu(int64_t layer, const int32_t* ids, int64_t n_assign,
+                                          uint8_t* on_cpu) const {
+  for (int64_t i = 0; i < n_assign; ++i) {
+    if (table_.slot_of(layer, ids[i]) >= 0) on_cpu[i] = 0;
+  }
+}
+
+int64_t GpuExpertCache::warm_start(const std::vector<std::vector<uint64_t>>& counts,
+                                   cudaStream_t compute) {
+  const int64_t placed = table_.warm_start(counts, table_.n_slots(), false);
+  std::vector<const void*> host(static_cast<size_t>(n_layers_ * 3 * n_experts_), nullptr);
+  const int32_t* keys = table_.slot_keys();
+  for (int64_t s = 0; s < table_.n_slots(); ++s) {
+    if (keys[s] < 0) continue;
+    const int64_t layer = keys[s] / n_experts_;
+    const auto expert = static_cast<int32_t>(keys[s] % n_experts_);
+    copy_in(layer, expert, static_cast<int32_t>(s));
+    for (int part = 0; part < 3; ++part) {
+      host[static_cast<size_t>((layer * 3 + part) * n_experts_ + expert)] =
+          slot_part(static_cast<int32_t>(s), part, layer);
+    }
+  }
+  MOERUN_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+  MOERUN_CUDA_CHECK(cudaMemcpyAsync(device_table_, host.data(), host.size() * sizeof(void*),
+                                    cudaMemcpyHostToDevice, compute));
+  MOERUN_CUDA_CHECK(cudaStreamSynchronize(compute));
+  if (stats_ != nullptr) {
+    for (int64_t l = 0; l < n_layers_; ++l) {
+      stats_->set_resident(l, static_cast<uint64_t>(table_.resident(l)));
+    }
+  }
+  return placed;
+}
+
+}  // namespace moerun
