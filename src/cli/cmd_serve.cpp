@@ -66,7 +66,10 @@ class ModelFileMemory : public MemoryProvider {
 };
 
 void run_serve(const ServeArgs& a) {
-  ModelSession s = open_model_session(a.model, a.threads, a.device);
+  DeviceFlags device = a.device;
+  device.plan_sequences = a.max_seqs;
+  device.plan_context = a.ctx;
+  ModelSession s = open_model_session(a.model, a.threads, device);
   EngineOptions eo;
   eo.max_sequences = a.max_seqs;
   eo.context = std::min(a.ctx, s.model->info().context_length);

@@ -19,6 +19,10 @@ struct DeviceFlags {
   std::string expert_profile;             // profile JSON that warm-starts the expert cache
   std::string routing;  // benchmark mode: synthetic:reuse=..,within8=..,zipf=.. or a trace
   bool mlock = false;   // keep the experts resident in host RAM
+  // Set by the command, not by flags: the sequences and context the GPU plan reserves state for
+  // before it gives the rest of the budget to expert slots.
+  int64_t plan_sequences = 1;
+  int64_t plan_context = 4096;
 };
 
 // Adds the placement flags to `cmd`, writing into `flags`; `routing` adds --routing too (refused

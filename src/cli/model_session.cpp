@@ -1,8 +1,13 @@
 #include "cli/model_session.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "cli/default_model.h"
 #include "core/error.h"
@@ -66,6 +71,22 @@ std::vector<std::vector<uint64_t>> profile_counts(const GgufFile& file, const st
 }
 #endif
 
+// --mlock: locks the pages of the routed experts in RAM so the kernel never evicts them.
+void lock_experts(const GgufFile& file) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  for (const GgufTensorInfo& t : file.tensors()) {
+    if (t.name.find("_exps.") == std::string::npos || t.nbytes == 0) continue;
+    const auto begin = reinterpret_cast<uintptr_t>(t.view.data) / page * page;
+    const auto end = reinterpret_cast<uintptr_t>(t.view.data) + t.nbytes;
+    if (mlock(reinterpret_cast<const void*>(begin), end - begin) != 0) {
+      fail(
+          "--mlock: cannot lock {} ({} bytes) in RAM: {}; raise the locked-memory limit "
+          "(ulimit -l) or run without --mlock",
+          t.name, t.nbytes, std::strerror(errno));
+    }
+  }
+}
+
 // Where the model runs: --device cpu, cuda, or auto (the GPU when this build has CUDA, a GPU is
 // present and at least the dense part fits the budget: the routed experts that do not fit stay in
 // host memory, hot ones cached in VRAM).
@@ -73,6 +94,9 @@ GpuOptions gpu_options(const GgufFile& file, const DeviceFlags& device) {
   GpuOptions gpu;
   if (!device.gpu_mem.empty()) gpu.budget = parse_memory_size(device.gpu_mem);
   gpu.cache_policy = parse_cache_policy(device.cache_policy);
+  gpu.plan_sequences = device.plan_sequences;
+  gpu.plan_context = device.plan_context;
+  gpu.max_sequences = std::max<int64_t>(gpu.max_sequences, device.plan_sequences);
   if (device.device == "cpu") return gpu;
 #if MOERUN_CUDA
   const std::vector<GpuInfo> gpus = list_gpus();
@@ -119,6 +143,7 @@ ModelSession open_model_session(const std::string& path_arg, int threads, const 
   }
   options.routing_observer = hooks.observe;
   options.gpu = gpu_options(*s.file, device);
+  if (device.mlock) lock_experts(*s.file);
   s.model = load_language_model(*s.file, options);
   if (options.gpu.enabled)
     std::fprintf(stderr, "moerun: %s\n", s.model->describe_placement().c_str());

@@ -432,6 +432,14 @@ class CudaDecoder : public LanguageModel {
     routed_experts(m, n);
   }
 
+  // Share of a decode step's misses to copy in so that the copy engine and the CPU finish
+  // together, from their measured time per expert (options_.copy_share until both are measured).
+  double copy_share() const {
+    const double copy = expert_cache_->copy_seconds_per_expert();
+    if (copy <= 0 || cpu_seconds_per_expert_ <= 0) return options_.copy_share;
+    return cpu_seconds_per_expert_ / (cpu_seconds_per_expert_ + copy);
+  }
+
   // Hybrid piece 0 of layer l: mixer and router, then the router's choice and the normalised
   // input copied to pinned memory for the CPU.
   void layer_mixer_and_router(const DeviceBatch& b, size_t l) {
@@ -515,23 +523,37 @@ class CudaDecoder : public LanguageModel {
         hooks_.observe->observe(static_cast<int64_t>(l), n, top_k, ids,
                                 static_cast<const float*>(weights_host_.get()));
       }
-      // Prefill copies every miss (the copy engine streams the layer's experts while the CPU
-      // works on none); decode admits a few per layer for later steps.
-      const int64_t admit = n > kMaxGraphTokens ? -1 : options_.max_admissions;
+      // The misses are split between the copy engine and the CPU so that both finish together:
+      // the most used misses are copied in (and computed on the GPU once there), the CPU
+      // computes the rest. Prefill copies every miss (many tokens per expert make the CPU slow).
+      const int64_t misses = expert_cache_->count_misses(static_cast<int64_t>(l), ids, n_assign);
+      const int64_t admit =
+          n > kMaxGraphTokens
+              ? -1
+              : std::min<int64_t>(options_.max_admissions,
+                                  std::llround(static_cast<double>(misses) * copy_share()));
       expert_cache_->plan(static_cast<int64_t>(l), ids, n_assign, admit, on_cpu_.data(), stream_);
-      if (n > kMaxGraphTokens) {
-        // Prefill: the admitted misses are computed on the GPU once copied.
-        expert_cache_->publish(static_cast<int64_t>(l), stream_);
-        expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
-      }
+      expert_cache_->publish(static_cast<int64_t>(l), stream_);
+      expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
+      const bool any_on_cpu = std::any_of(on_cpu_.begin(), on_cpu_.begin() + n_assign,
+                                          [](uint8_t c) { return c != 0; });
       run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
+      if (!any_on_cpu) continue;  // every expert of this step ran on the GPU
       const auto start = std::chrono::steady_clock::now();
       auto* cpu_out = static_cast<float*>(cpu_out_host_.get());
       cpu_->run_masked(static_cast<int64_t>(l), static_cast<const float*>(xn_host_.get()), n, ids,
                        static_cast<const float*>(weights_host_.get()), top_k, on_cpu_.data(),
                        cpu_out);
-      cpu_->stats()->add_cpu_seconds(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      const double cpu_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      cpu_->stats()->add_cpu_seconds(cpu_seconds);
+      const int64_t cpu_experts = misses - std::max<int64_t>(admit, 0);
+      if (n <= kMaxGraphTokens && cpu_experts > 0) {
+        const double per_expert = cpu_seconds / static_cast<double>(cpu_experts);
+        cpu_seconds_per_expert_ = cpu_seconds_per_expert_ == 0
+                                      ? per_expert
+                                      : 0.9 * cpu_seconds_per_expert_ + 0.1 * per_expert;
+      }
       MOERUN_CUDA_CHECK(cudaMemcpyAsync(cpu_out_, cpu_out,
                                         static_cast<size_t>(n * hidden) * sizeof(float),
                                         cudaMemcpyHostToDevice, stream_));
@@ -696,9 +718,10 @@ class CudaDecoder : public LanguageModel {
   int64_t cache_slots_ = 0;
   uint64_t state_reserve_ = 0;
   std::map<std::tuple<int64_t, size_t, int>, cudaGraphExec_t> layer_graphs_;
-  cudaEvent_t routed_ = nullptr;  // the router's choice of the current layer is on the host
-  std::vector<uint8_t> on_cpu_;   // [T, top_k] assignments the CPU computes
-  float* cpu_out_ = nullptr;      // [T, hidden] the CPU's sum in VRAM
+  cudaEvent_t routed_ = nullptr;       // the router's choice of the current layer is on the host
+  double cpu_seconds_per_expert_ = 0;  // measured CPU time per missed expert (moving average)
+  std::vector<uint8_t> on_cpu_;        // [T, top_k] assignments the CPU computes
+  float* cpu_out_ = nullptr;           // [T, hidden] the CPU's sum in VRAM
   BatchPlan plan_;
   // Activations in VRAM, [max_batch_tokens, ...] each.
   float* h_ = nullptr;    // [T, hidden] residual stream

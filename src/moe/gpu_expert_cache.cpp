@@ -61,6 +61,8 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
     MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&evicted_, cudaEventDisableTiming));
+  MOERUN_CUDA_CHECK(cudaEventCreate(&copy_begin_));
+  MOERUN_CUDA_CHECK(cudaEventCreate(&copy_end_));
   MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
   MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, copy_stream_));  // nothing evicted yet
   admitted_.assign(static_cast<size_t>(n_experts_), 0);
@@ -98,6 +100,8 @@ GpuExpertCache::~GpuExpertCache() {
   for (void* p : registered_ranges_) cudaHostUnregister(p);
   for (cudaEvent_t e : copied_) cudaEventDestroy(e);
   if (evicted_ != nullptr) cudaEventDestroy(evicted_);
+  if (copy_begin_ != nullptr) cudaEventDestroy(copy_begin_);
+  if (copy_end_ != nullptr) cudaEventDestroy(copy_end_);
   if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (updates_ != nullptr) cudaFreeHost(updates_);
 }
@@ -182,10 +186,24 @@ void GpuExpertCache::plan(int64_t layer, const int32_t* ids, int64_t n_assign,
     MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, compute));
   }
   if (!p.admissions.empty()) {
+    // The copy time per expert is measured on a batch at a time (read when it has finished).
+    if (timed_copies_ > 0 && cudaEventQuery(copy_end_) == cudaSuccess) {
+      float ms = 0;
+      MOERUN_CUDA_CHECK(cudaEventElapsedTime(&ms, copy_begin_, copy_end_));
+      const double per_expert = 1e-3 * ms / static_cast<double>(timed_copies_);
+      copy_seconds_ = copy_seconds_ == 0 ? per_expert : 0.9 * copy_seconds_ + 0.1 * per_expert;
+      timed_copies_ = 0;
+    }
     MOERUN_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, evicted_, 0));
+    const bool time_this = timed_copies_ == 0;
+    if (time_this) MOERUN_CUDA_CHECK(cudaEventRecord(copy_begin_, copy_stream_));
     for (const CacheAdmission& a : p.admissions) {
       copy_in(layer, a.expert, a.slot);
       pending_[static_cast<size_t>(layer)].push_back(Pending{a.expert, a.slot});
+    }
+    if (time_this) {
+      MOERUN_CUDA_CHECK(cudaEventRecord(copy_end_, copy_stream_));
+      timed_copies_ = static_cast<int64_t>(p.admissions.size());
     }
     MOERUN_CUDA_CHECK(cudaEventRecord(copied_[static_cast<size_t>(layer)], copy_stream_));
   }
@@ -198,6 +216,18 @@ void GpuExpertCache::plan(int64_t layer, const int32_t* ids, int64_t n_assign,
     }
     stats_->set_resident(layer, static_cast<uint64_t>(table_.resident(layer)));
   }
+}
+
+int64_t GpuExpertCache::count_misses(int64_t layer, const int32_t* ids, int64_t n_assign) {
+  ++admit_epoch_;
+  int64_t misses = 0;
+  for (int64_t i = 0; i < n_assign; ++i) {
+    uint32_t& mark = admitted_[static_cast<size_t>(ids[i])];
+    if (mark == admit_epoch_ || table_.slot_of(layer, ids[i]) >= 0) continue;
+    mark = admit_epoch_;
+    ++misses;
+  }
+  return misses;
 }
 
 void GpuExpertCache::mark_resident_on_gpu(int64_t layer, const int32_t* ids, int64_t n_assign,

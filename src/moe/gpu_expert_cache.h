@@ -57,6 +57,10 @@ class GpuExpertCache {
   // now, copies start on the copy stream.
   void plan(int64_t layer, const int32_t* ids, int64_t n_assign, int64_t max_admissions,
             uint8_t* on_cpu, cudaStream_t compute);
+  // Measured seconds to copy one expert in (moving average; 0 before the first measurement).
+  double copy_seconds_per_expert() const { return copy_seconds_; }
+  // Distinct experts among ids [n_assign] of `layer` that are not resident.
+  int64_t count_misses(int64_t layer, const int32_t* ids, int64_t n_assign);
   // After publish(): clears on_cpu[i] for assignments whose expert is now resident (admitted
   // experts the GPU computes once their copies are done).
   void mark_resident_on_gpu(int64_t layer, const int32_t* ids, int64_t n_assign,
@@ -90,6 +94,10 @@ class GpuExpertCache {
   std::vector<cudaEvent_t> copied_;            // [n_layers] after the layer's latest copies
   std::vector<uint8_t> copies_in_flight_;      // [n_layers]
   cudaEvent_t evicted_ = nullptr;              // on compute after the latest eviction nulls
+  cudaEvent_t copy_begin_ = nullptr;           // timing of the latest batch of copies
+  cudaEvent_t copy_end_ = nullptr;
+  int64_t timed_copies_ = 0;  // experts in the batch being timed (0: none)
+  double copy_seconds_ = 0;   // moving average per expert
   cudaStream_t copy_stream_ = nullptr;
   std::vector<uint32_t> admitted_;  // [n_experts] == admit_epoch_: admitted now
   uint32_t admit_epoch_ = 0;
