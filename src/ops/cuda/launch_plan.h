@@ -76,9 +76,10 @@ constexpr int64_t block_bytes_of(DType t) {
   }
 }
 
-// Warps per thread block of the fused decode GEMV (block formats; x quantised in the kernel).
+// Warps per thread block of a fused kernel that quantises x itself (the fused_* helpers below
+// size the expert decode kernels' shared memory; the decode GEMV uses kGemvWarps).
 inline constexpr int kFusedGemvWarps = 8;
-// Most matrices one fused GEMV launch takes (matmul_cuda_batch cuts longer lists).
+// Most matrices one GEMV launch takes (matmul_cuda_batch cuts longer lists).
 inline constexpr int kMaxGemvJobs = 8;
 // Shared memory a block may use without opting in to more (static staging plus dynamic x).
 inline constexpr int64_t kFusedGemvSmemBytes = 48 * 1024;

@@ -2,6 +2,8 @@
 // (bf16 tiles of W times bf16 x on cuBLAS, f32 accumulation and output; f32 W: SGEMM in place).
 #include "ops/cuda/matmul_cuda.h"
 
+#include <algorithm>
+
 #include <cublas_v2.h>
 
 #include "core/error.h"
@@ -134,10 +136,14 @@ void matmul_prefill(const WeightMatrix& w, const float* x, int64_t n_tokens, flo
   }
 }
 
-// Whether matmul_cuda's GEMV path takes w through the fused kernel (x quantised in the kernel).
-bool takes_fused(const WeightMatrix& w, int64_t n_tokens) {
-  return n_tokens <= cuda_plan::kMaxGemvTokens && w.rows > 0 && w.cols > 0 &&
-         cuda_plan::fused_gemv_fits(w.type, n_tokens, w.cols);
+// Quantises x [n_tokens, cols] once into the workspace (block formats read it); returns false for
+// float-only batches, which read x directly.
+bool quantize_for_gemv(const float* x, int64_t n_tokens, int64_t cols, bool any_block,
+                       CudaMatmulWorkspace::Impl& ws, cudaStream_t stream) {
+  if (!any_block) return false;
+  ws.ensure_gemv(n_tokens, cols);
+  quantize_activations_q8_cuda(x, n_tokens, cols, ws.xq.as<int8_t>(), ws.xd.as<float>(), stream);
+  return true;
 }
 
 }  // namespace
@@ -156,21 +162,11 @@ void matmul_cuda(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
     matmul_prefill(w, x, n_tokens, y, impl, stream);
     return;
   }
-  if (takes_fused(w, n_tokens)) {
-    const FusedGemvJob job{&w, y};
-    launch_fused_gemv_cuda(&job, 1, x, n_tokens, stream);
-    return;
-  }
-  const int8_t* xq = nullptr;
-  const float* xd = nullptr;
-  if (!cuda_plan::is_float_format(w.type)) {
-    impl.ensure_gemv(n_tokens, w.cols);
-    quantize_activations_q8_cuda(x, n_tokens, w.cols, impl.xq.as<int8_t>(), impl.xd.as<float>(),
-                                 stream);
-    xq = impl.xq.as<int8_t>();
-    xd = impl.xd.as<float>();
-  }
-  launch_gemv_cuda(w, x, xq, xd, n_tokens, y, stream);
+  const bool quantized =
+      quantize_for_gemv(x, n_tokens, w.cols, !cuda_plan::is_float_format(w.type), impl, stream);
+  const GemvJob job{&w, y};
+  launch_gemv_cuda(&job, 1, x, quantized ? impl.xq.as<int8_t>() : nullptr,
+                   quantized ? impl.xd.as<float>() : nullptr, n_tokens, stream);
 }
 
 void matmul_cuda_batch(const CudaMatmulJob* jobs, int n_jobs, const float* x, int64_t n_tokens,
@@ -184,28 +180,39 @@ void matmul_cuda_batch(const CudaMatmulJob* jobs, int n_jobs, const float* x, in
     }
   }
   if (n_tokens < 0) fail("matmul_cuda_batch: negative token count {}", n_tokens);
-  // Fused launches: jobs of one format in their given order, up to kMaxGemvJobs per launch.
+  if (n_jobs == 0 || n_tokens == 0) return;
+  const int64_t cols = jobs[0].w->cols;
+  if (n_tokens > cuda_plan::kMaxGemvTokens || cols == 0) {
+    for (int j = 0; j < n_jobs; ++j) matmul_cuda(*jobs[j].w, x, n_tokens, jobs[j].y, ws, stream);
+    return;
+  }
+  // x is quantised once for all block-format matrices (the same kernel and buffer as a single
+  // call, so each output is bitwise what matmul_cuda gives).
+  bool any_block = false;
+  for (int j = 0; j < n_jobs; ++j) {
+    any_block = any_block || (jobs[j].w->rows > 0 && !cuda_plan::is_float_format(jobs[j].w->type));
+  }
+  CudaMatmulWorkspace::Impl& impl = ws.impl();
+  const bool quantized = quantize_for_gemv(x, n_tokens, cols, any_block, impl, stream);
+  const int8_t* xq = quantized ? impl.xq.as<int8_t>() : nullptr;
+  const float* xd = quantized ? impl.xd.as<float>() : nullptr;
+  // One GEMV launch per format per kMaxGemvJobs jobs, in their given order.
   bool done[cuda_plan::kMaxGemvJobs] = {};
   for (int base = 0; base < n_jobs; base += cuda_plan::kMaxGemvJobs) {
     const int count = std::min(n_jobs - base, cuda_plan::kMaxGemvJobs);
-    for (int j = 0; j < count; ++j) done[j] = false;
+    for (int j = 0; j < count; ++j) done[j] = jobs[base + j].w->rows == 0;
     for (int j = 0; j < count; ++j) {
-      const WeightMatrix& w = *jobs[base + j].w;
-      if (done[j] || n_tokens == 0 || !takes_fused(w, n_tokens)) continue;
-      FusedGemvJob group[cuda_plan::kMaxGemvJobs];
+      if (done[j]) continue;
+      const DType type = jobs[base + j].w->type;
+      GemvJob group[cuda_plan::kMaxGemvJobs];
       int n_group = 0;
       for (int k = j; k < count; ++k) {
-        const WeightMatrix& wk = *jobs[base + k].w;
-        if (!done[k] && wk.type == w.type && takes_fused(wk, n_tokens)) {
-          group[n_group++] = FusedGemvJob{&wk, jobs[base + k].y};
+        if (!done[k] && jobs[base + k].w->type == type) {
+          group[n_group++] = GemvJob{jobs[base + k].w, jobs[base + k].y};
           done[k] = true;
         }
       }
-      launch_fused_gemv_cuda(group, n_group, x, n_tokens, stream);
-    }
-    // The rest one by one (float formats, empty matrices, x too large, prefill).
-    for (int j = 0; j < count; ++j) {
-      if (!done[j]) matmul_cuda(*jobs[base + j].w, x, n_tokens, jobs[base + j].y, ws, stream);
+      launch_gemv_cuda(group, n_group, x, xq, xd, n_tokens, stream);
     }
   }
 }

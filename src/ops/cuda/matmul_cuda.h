@@ -1,6 +1,7 @@
 // y = W x on the GPU for every supported weight format (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K,
 // Q6_K): a GEMV kernel for up to 8 tokens, dequantised bf16 tiles and cuBLAS for more.
-// matmul_cuda_batch multiplies several matrices by the same x, one GEMV launch per weight format.
+// matmul_cuda_batch multiplies several matrices by the same x: x quantised once, then one GEMV
+// launch per weight format (up to 8 matrices each).
 //
 // Numerics. Up to 8 tokens, float formats: f32 products and sums. Up to 8 tokens, block formats:
 // x is quantised per group of 32 to int8 (d = max|x| / 127, round to nearest even), so the result
@@ -56,10 +57,10 @@ struct CudaMatmulJob {
 };
 
 // matmul_cuda for each of jobs [n_jobs], all with the same x [n_tokens, cols] (every matrix has
-// `cols` columns). Up to 8 tokens the block-format matrices of one format share one kernel launch
-// (the q, k, v projections; the router and the shared expert's gate and up); each y is bitwise
-// what matmul_cuda computes for that matrix alone. Same requirements and guarantees as
-// matmul_cuda (no allocation after reserve(), capturable, deterministic).
+// `cols` columns). Up to 8 tokens x is quantised once for the whole batch and the matrices of one
+// format share one GEMV launch (the q, k, v projections; the router and the shared expert's gate
+// and up); each y is bitwise what matmul_cuda computes for that matrix alone. Same requirements
+// and guarantees as matmul_cuda (no allocation after reserve(), capturable, deterministic).
 void matmul_cuda_batch(const CudaMatmulJob* jobs, int n_jobs, const float* x, int64_t n_tokens,
                        CudaMatmulWorkspace& ws, cudaStream_t stream);
 

@@ -131,8 +131,8 @@ TEST_P(MatmulCuda, MatchesReferencesForAllShapes) {
   if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
   const DType type = GetParam();
   std::mt19937 rng(42 + static_cast<int>(type));
-  // 256 and 512: several packed rows per warp chunk in the fused GEMV; 4096: 8 tokens of x do not
-  // fit in its shared memory, so the separate quantisation path runs.
+  // 256 and 512: rows shorter than one 1024-column warp chunk; 2048 and 4096: warps split the
+  // columns (split_k 2 and 4).
   std::vector<int64_t> col_set = {256, 512, 768, 2048, 4096};
   if (type == DType::Q8_0 || type == DType::Q4_0) col_set.push_back(96);  // partial chunk
   if (cuda_plan::is_float_format(type)) {
