@@ -357,6 +357,15 @@ class CudaDecoder : public LanguageModel {
     xn_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
     cpu_out_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
     on_cpu_.resize(static_cast<size_t>(T * top_k));
+    pred_ids_host_ = pinned(static_cast<size_t>(T * top_k) * sizeof(int32_t));
+    pred_logits_ = static_cast<float*>(
+        memory_.allocate(static_cast<uint64_t>(kMaxGraphTokens * host_.info.n_experts) * 4,
+                         GpuUse::workspace, "predicted router logits"));
+    pred_ids_ = static_cast<int32_t*>(memory_.allocate(
+        static_cast<uint64_t>(kMaxGraphTokens * top_k) * 4, GpuUse::workspace, "predicted ids"));
+    pred_weights_ =
+        static_cast<float*>(memory_.allocate(static_cast<uint64_t>(kMaxGraphTokens * top_k) * 4,
+                                             GpuUse::workspace, "predicted weights"));
     cpu_out_ = static_cast<float*>(memory_.allocate(static_cast<uint64_t>(T * hidden) * 4,
                                                     GpuUse::workspace, "CPU expert results"));
     MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&routed_, cudaEventDisableTiming));
@@ -440,6 +449,11 @@ class CudaDecoder : public LanguageModel {
     return cpu_seconds_per_expert_ / (cpu_seconds_per_expert_ + copy);
   }
 
+  // Whether decode steps of n tokens predict and prefetch the next layer's experts.
+  bool prefetching(int64_t n) const {
+    return options_.max_prefetch > 0 && n <= kMaxGraphTokens && hooks_.replace == nullptr;
+  }
+
   // Hybrid piece 0 of layer l: mixer and router, then the router's choice and the normalised
   // input copied to pinned memory for the CPU.
   void layer_mixer_and_router(const DeviceBatch& b, size_t l) {
@@ -456,6 +470,16 @@ class CudaDecoder : public LanguageModel {
     add_rms_norm_cuda(h_, mix_, layer.ffn_norm, n, hidden, host_.rms_eps, xn_, stream_);
     router(layer.moe, n);
     const int64_t top_k = host_.moe_config.top_k;
+    if (prefetching(n) && l + 1 < gpu_.layers.size()) {
+      // The next layer's router applied to this layer's input predicts its experts.
+      const MoeConfig& c = host_.moe_config;
+      matmul(gpu_.layers[l + 1].moe.router, xn_, n, pred_logits_);
+      softmax_top_k_cuda(pred_logits_, n, c.n_experts, c.top_k, c.normalize_top_k, pred_ids_,
+                         pred_weights_, stream_);
+      MOERUN_CUDA_CHECK(cudaMemcpyAsync(pred_ids_host_.get(), pred_ids_,
+                                        static_cast<size_t>(n * top_k) * sizeof(int32_t),
+                                        cudaMemcpyDeviceToHost, stream_));
+    }
     MOERUN_CUDA_CHECK(cudaMemcpyAsync(ids_host_.get(), ids_,
                                       static_cast<size_t>(n * top_k) * sizeof(int32_t),
                                       cudaMemcpyDeviceToHost, stream_));
@@ -503,7 +527,6 @@ class CudaDecoder : public LanguageModel {
     expert_cache_->begin_step();
     for (size_t l = 0; l < gpu_.layers.size(); ++l) {
       const GpuLayer& layer = gpu_.layers[l];
-      expert_cache_->publish(static_cast<int64_t>(l), stream_);  // last step's admissions
       run_piece(b, l, 0, graph, [&] { layer_mixer_and_router(b, l); });
       MOERUN_CUDA_CHECK(cudaEventRecord(routed_, stream_));
       run_piece(b, l, 1, graph, [&] { shared_expert(layer.moe, n); });
@@ -519,6 +542,8 @@ class CudaDecoder : public LanguageModel {
                                           static_cast<size_t>(n_assign) * 4, cudaMemcpyHostToDevice,
                                           stream_));
       }
+      if (prefetching(n) && l > 0)
+        expert_cache_->record_prediction(static_cast<int64_t>(l), ids, n_assign);
       if (hooks_.observe != nullptr) {
         hooks_.observe->observe(static_cast<int64_t>(l), n, top_k, ids,
                                 static_cast<const float*>(weights_host_.get()));
@@ -538,6 +563,11 @@ class CudaDecoder : public LanguageModel {
       const bool any_on_cpu = std::any_of(on_cpu_.begin(), on_cpu_.begin() + n_assign,
                                           [](uint8_t c) { return c != 0; });
       run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
+      if (prefetching(n) && l + 1 < gpu_.layers.size()) {
+        expert_cache_->prefetch(static_cast<int64_t>(l) + 1,
+                                static_cast<const int32_t*>(pred_ids_host_.get()), n_assign,
+                                options_.max_prefetch, stream_);
+      }
       if (!any_on_cpu) continue;  // every expert of this step ran on the GPU
       const auto start = std::chrono::steady_clock::now();
       auto* cpu_out = static_cast<float*>(cpu_out_host_.get());
@@ -722,6 +752,9 @@ class CudaDecoder : public LanguageModel {
   double cpu_seconds_per_expert_ = 0;  // measured CPU time per missed expert (moving average)
   std::vector<uint8_t> on_cpu_;        // [T, top_k] assignments the CPU computes
   float* cpu_out_ = nullptr;           // [T, hidden] the CPU's sum in VRAM
+  float* pred_logits_ = nullptr;       // [8, n_experts] next layer's router on this layer's input
+  int32_t* pred_ids_ = nullptr;        // [8, top_k] its choice (the prefetch's prediction)
+  float* pred_weights_ = nullptr;      // [8, top_k]
   BatchPlan plan_;
   // Activations in VRAM, [max_batch_tokens, ...] each.
   float* h_ = nullptr;    // [T, hidden] residual stream
@@ -747,16 +780,17 @@ class CudaDecoder : public LanguageModel {
   float* shared_up_ = nullptr;
   float* shared_scale_ = nullptr;
   float* shared_out_ = nullptr;
-  float* out_rows_ = nullptr;                       // [kLogitChunk, hidden]
-  float* logits_ = nullptr;                         // [kLogitChunk, vocab]
-  void* meta_ = nullptr;                            // BatchLayout in VRAM
-  std::unique_ptr<void, PinnedFree> meta_host_;     // BatchLayout in pinned host memory
-  std::unique_ptr<void, PinnedFree> emb_host_;      // [T, hidden] gathered embedding rows
-  std::unique_ptr<void, PinnedFree> logits_host_;   // [kLogitChunk, vocab]
-  std::unique_ptr<void, PinnedFree> ids_host_;      // [T, top_k] the router's choice
-  std::unique_ptr<void, PinnedFree> weights_host_;  // [T, top_k]
-  std::unique_ptr<void, PinnedFree> xn_host_;       // [T, hidden] the experts' input
-  std::unique_ptr<void, PinnedFree> cpu_out_host_;  // [T, hidden] the CPU experts' sum
+  float* out_rows_ = nullptr;                        // [kLogitChunk, hidden]
+  float* logits_ = nullptr;                          // [kLogitChunk, vocab]
+  void* meta_ = nullptr;                             // BatchLayout in VRAM
+  std::unique_ptr<void, PinnedFree> meta_host_;      // BatchLayout in pinned host memory
+  std::unique_ptr<void, PinnedFree> emb_host_;       // [T, hidden] gathered embedding rows
+  std::unique_ptr<void, PinnedFree> logits_host_;    // [kLogitChunk, vocab]
+  std::unique_ptr<void, PinnedFree> ids_host_;       // [T, top_k] the router's choice
+  std::unique_ptr<void, PinnedFree> weights_host_;   // [T, top_k]
+  std::unique_ptr<void, PinnedFree> xn_host_;        // [T, hidden] the experts' input
+  std::unique_ptr<void, PinnedFree> cpu_out_host_;   // [T, hidden] the CPU experts' sum
+  std::unique_ptr<void, PinnedFree> pred_ids_host_;  // [T, top_k] predicted next-layer ids
 };
 
 }  // namespace

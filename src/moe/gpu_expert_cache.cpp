@@ -66,6 +66,7 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
   MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
   MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, copy_stream_));  // nothing evicted yet
   admitted_.assign(static_cast<size_t>(n_experts_), 0);
+  predicted_.assign(static_cast<size_t>(n_layers_ * n_experts_), 0);
 
   // Page-lock the host range holding the experts, so copies are true asynchronous DMA.
   uintptr_t lo = UINTPTR_MAX;
@@ -163,6 +164,39 @@ void GpuExpertCache::copy_in(int64_t layer, int32_t expert, int32_t slot) {
 
 void GpuExpertCache::plan(int64_t layer, const int32_t* ids, int64_t n_assign,
                           int64_t max_admissions, uint8_t* on_cpu, cudaStream_t compute) {
+  admit(layer, ids, n_assign, max_admissions, on_cpu, compute, true);
+}
+
+void GpuExpertCache::prefetch(int64_t layer, const int32_t* ids, int64_t n_assign,
+                              int64_t max_admissions, cudaStream_t compute) {
+  uint8_t* mark = predicted_.data() + layer * n_experts_;
+  std::fill(mark, mark + n_experts_, 0);
+  for (int64_t i = 0; i < n_assign; ++i) mark[ids[i]] = 1;
+  if (static_cast<int64_t>(scratch_mask_.size()) < n_assign) {
+    scratch_mask_.resize(static_cast<size_t>(n_assign));
+  }
+  admit(layer, ids, n_assign, max_admissions, scratch_mask_.data(), compute, false);
+}
+
+void GpuExpertCache::record_prediction(int64_t layer, const int32_t* ids, int64_t n_assign) {
+  if (stats_ == nullptr) return;
+  const uint8_t* mark = predicted_.data() + layer * n_experts_;
+  ++admit_epoch_;
+  uint64_t chosen = 0;
+  uint64_t hit = 0;
+  for (int64_t i = 0; i < n_assign; ++i) {
+    uint32_t& seen = admitted_[static_cast<size_t>(ids[i])];
+    if (seen == admit_epoch_) continue;
+    seen = admit_epoch_;
+    ++chosen;
+    hit += mark[ids[i]];
+  }
+  stats_->record_prediction(layer, hit, chosen);
+}
+
+void GpuExpertCache::admit(int64_t layer, const int32_t* ids, int64_t n_assign,
+                           int64_t max_admissions, uint8_t* on_cpu, cudaStream_t compute,
+                           bool count) {
   const CacheStepPlan& p = table_.plan_step(layer, ids, n_assign, max_admissions);
   ++admit_epoch_;
   for (const CacheAdmission& a : p.admissions)
@@ -208,8 +242,10 @@ void GpuExpertCache::plan(int64_t layer, const int32_t* ids, int64_t n_assign,
     MOERUN_CUDA_CHECK(cudaEventRecord(copied_[static_cast<size_t>(layer)], copy_stream_));
   }
   if (stats_ != nullptr) {
-    stats_->record_routing(layer, ids, n_assign);
-    stats_->record_hits(layer, static_cast<uint64_t>(p.hit_assignments));
+    if (count) {
+      stats_->record_routing(layer, ids, n_assign);
+      stats_->record_hits(layer, static_cast<uint64_t>(p.hit_assignments));
+    }
     if (!p.admissions.empty()) {
       stats_->record_copy(layer, p.admissions.size(),
                           p.admissions.size() * static_cast<uint64_t>(slot_bytes_));

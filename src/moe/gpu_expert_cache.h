@@ -57,6 +57,14 @@ class GpuExpertCache {
   // now, copies start on the copy stream.
   void plan(int64_t layer, const int32_t* ids, int64_t n_assign, int64_t max_admissions,
             uint8_t* on_cpu, cudaStream_t compute);
+  // Prefetch: admits up to `max_admissions` of the experts predicted for `layer` (ids
+  // [n_assign]) before its router has run, so their copies overlap the layer before; routing
+  // statistics are not touched. Remembers the prediction for record_prediction().
+  void prefetch(int64_t layer, const int32_t* ids, int64_t n_assign, int64_t max_admissions,
+                cudaStream_t compute);
+  // Records in the statistics how many of the distinct experts chosen for `layer` (ids
+  // [n_assign]) its last prefetch() had predicted.
+  void record_prediction(int64_t layer, const int32_t* ids, int64_t n_assign);
   // Measured seconds to copy one expert in (moving average; 0 before the first measurement).
   double copy_seconds_per_expert() const { return copy_seconds_; }
   // Distinct experts among ids [n_assign] of `layer` that are not resident.
@@ -74,6 +82,8 @@ class GpuExpertCache {
     int32_t slot;
   };
   void copy_in(int64_t layer, int32_t expert, int32_t slot);
+  void admit(int64_t layer, const int32_t* ids, int64_t n_assign, int64_t max_admissions,
+             uint8_t* on_cpu, cudaStream_t compute, bool count);
   void push_update(int64_t index, const void* value);
   void flush_updates(cudaStream_t stream);
   const void* slot_part(int32_t slot, int part, int64_t layer) const;
@@ -99,7 +109,9 @@ class GpuExpertCache {
   int64_t timed_copies_ = 0;  // experts in the batch being timed (0: none)
   double copy_seconds_ = 0;   // moving average per expert
   cudaStream_t copy_stream_ = nullptr;
-  std::vector<uint32_t> admitted_;  // [n_experts] == admit_epoch_: admitted now
+  std::vector<uint32_t> admitted_;     // [n_experts] == admit_epoch_: admitted now
+  std::vector<uint8_t> predicted_;     // [n_layers * n_experts] of the last prefetch
+  std::vector<uint8_t> scratch_mask_;  // [n_assign capacity] on_cpu of a prefetch
   uint32_t admit_epoch_ = 0;
   std::vector<void*> registered_ranges_;
   bool registered_ = false;
