@@ -209,7 +209,8 @@ json run_scenario(const Scenario& sc, const BenchArgs& a, const std::string& pat
       spread_json(spread_over(runs, [](const BenchRunResult& r) { return r.itl_p50; }), 1e3);
   j["itl_p95_ms"] =
       spread_json(spread_over(runs, [](const BenchRunResult& r) { return r.itl_p95; }), 1e3);
-  j["peak_vram_bytes"] = nullptr;  // no GPU memory accountant in this build yet
+  const std::optional<GpuMemoryUse> vram = model.gpu_memory();
+  j["peak_vram_bytes"] = vram ? json(vram->peak) : json(nullptr);  // the accountant's peak
   j["peak_rss_bytes"] = runs.back().peak_rss_bytes;
   j["expert_stats"] = runs.back().has_expert_stats;
   j["hit_rate"] = hit.median;

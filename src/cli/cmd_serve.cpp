@@ -65,6 +65,24 @@ class ModelFileMemory : public MemoryProvider {
   int64_t expert_bytes_ = 0;
 };
 
+// The GPU accountant's figures: budget, use by category (nothing on the CPU path).
+class GpuMemory : public MemoryProvider {
+ public:
+  explicit GpuMemory(const LanguageModel& model) : model_(model) {}
+  void add_to(MemoryReport& report) const override {
+    const std::optional<GpuMemoryUse> u = model_.gpu_memory();
+    if (!u) return;
+    report.vram_budget_bytes += static_cast<int64_t>(u->budget);
+    report.vram_used_bytes += static_cast<int64_t>(u->used);
+    for (const auto& [name, bytes] : u->categories) {
+      report.vram_categories.push_back(MemoryFigure{name, static_cast<int64_t>(bytes)});
+    }
+  }
+
+ private:
+  const LanguageModel& model_;
+};
+
 void run_serve(const ServeArgs& a) {
   DeviceFlags device = a.device;
   device.plan_sequences = a.max_seqs;
@@ -90,6 +108,8 @@ void run_serve(const ServeArgs& a) {
   ctx.created_unix = server::unix_now();
   ModelFileMemory file_memory(*s.file);
   ctx.memory.push_back(&file_memory);
+  GpuMemory gpu_memory(*s.model);
+  ctx.memory.push_back(&gpu_memory);
 
   server::HttpOptions ho;
   ho.host = a.host;

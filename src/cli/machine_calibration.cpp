@@ -88,6 +88,7 @@ Calibration measure_calibration(ThreadPool& pool, int64_t expert_bytes) {
     c.expert_copy_bytes = expert_bytes;
     const double bw = measure_h2d_bandwidth(0, static_cast<uint64_t>(expert_bytes), true, 20);
     c.expert_copy_seconds = bw > 0 ? static_cast<double>(expert_bytes) / bw : 0.0;
+    c.gpu_device_bw = measure_device_bandwidth(0, uint64_t{1} << 30);
   }
 #else
   (void)expert_bytes;

@@ -146,6 +146,18 @@ class CudaDecoder : public LanguageModel {
 
   ExpertStats* expert_stats() override { return cpu_ ? cpu_->stats() : nullptr; }
 
+  std::optional<GpuMemoryUse> gpu_memory() const override {
+    GpuMemoryUse u;
+    u.budget = memory_.budget();
+    u.used = memory_.used();
+    u.peak = memory_.peak();
+    for (int i = 0; i < static_cast<int>(GpuUse::kCount); ++i) {
+      const auto use = static_cast<GpuUse>(i);
+      u.categories.emplace_back(gpu_use_name(use), memory_.used_by(use));
+    }
+    return u;
+  }
+
   std::string describe_placement() const override {
     auto gib = [](uint64_t b) { return static_cast<double>(b) / (1ull << 30); };
     std::string s = fmt::format(

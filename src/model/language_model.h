@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,6 +64,14 @@ struct Batch {
   }
 };
 
+// VRAM use of a model on the GPU, as its accountant counts it.
+struct GpuMemoryUse {
+  uint64_t budget = 0;
+  uint64_t used = 0;
+  uint64_t peak = 0;
+  std::vector<std::pair<std::string, uint64_t>> categories;  // (name, bytes)
+};
+
 // A loaded model. forward() is not thread-safe: one engine thread drives it.
 class LanguageModel {
  public:
@@ -80,6 +89,9 @@ class LanguageModel {
   virtual StageClock* stage_clock() { return nullptr; }
   // Routed-expert counters of the model's dispatcher, or null when it keeps none.
   virtual ExpertStats* expert_stats() { return nullptr; }
+  // VRAM of a model on the GPU: its budget, what is in use by category, and the peak; nullopt on
+  // the CPU.
+  virtual std::optional<GpuMemoryUse> gpu_memory() const { return std::nullopt; }
   // Where the model's parts live (one line, e.g. the GPU plan), for the user.
   virtual std::string describe_placement() const { return "everything on the CPU"; }
 };

@@ -217,6 +217,47 @@ TEST(CudaModel, DecodeGraphsReplayExactly) {
   }
 }
 
+// The budget holds as the driver measures it: VRAM taken by loading and running a hybrid model
+// with a 256 MiB budget (the cache fills what the plan leaves) stays within the budget, apart
+// from CUDA's own lazily loaded kernel modules and cuBLAS's handle (allowed 128 MiB, stated).
+TEST(CudaModel, DriverMeasuredVramStaysWithinTheBudget) {
+  REQUIRE_GPU();
+  const Qwen3NextConfig c = test::tiny_next_config();
+  const TinyModel w = test::to_qkv_gate_layout(test::make_next_weights(c, 7), c);
+  const std::string path = test::temp_model_path("cuda_vram");
+  test::write_tiny_gguf(w, c, path);
+  auto file = GgufFile::open(path);
+  ThreadPool pool(2, false);
+  ASSERT_EQ(cudaFree(nullptr), cudaSuccess);  // the context exists before the first reading
+  size_t free_before = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  const uint64_t budget = uint64_t{256} << 20;
+  {
+    ModelOptions o{&pool, nullptr};
+    o.gpu.enabled = true;
+    o.gpu.hybrid = true;
+    o.gpu.budget = budget;
+    auto gpu = load_language_model(*file, o);
+    auto state = gpu->new_sequence(64);
+    SequenceState* states[] = {state.get()};
+    std::vector<float> logits(static_cast<size_t>(gpu->info().vocab));
+    for (int32_t t = 0; t < 12; ++t) {
+      Batch b;
+      b.add(std::span<const int32_t>(&t, 1), 0, true);
+      gpu->forward(b, states, logits.data());
+    }
+    ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+    const std::optional<GpuMemoryUse> use = gpu->gpu_memory();
+    ASSERT_TRUE(use.has_value());
+    EXPECT_EQ(use->budget, budget);
+    EXPECT_LE(use->peak, budget);
+  }
+  const uint64_t taken = free_before > free_after ? free_before - free_after : 0;
+  EXPECT_LE(taken, budget + (uint64_t{128} << 20)) << "driver-measured VRAM taken: " << taken;
+  file.reset();
+  std::filesystem::remove(path);
+}
+
 TEST(CudaModel, TooSmallBudgetIsRefusedWithTheNeed) {
   REQUIRE_GPU();
   const Qwen3NextConfig c = test::tiny_next_config();

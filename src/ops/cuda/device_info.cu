@@ -67,4 +67,31 @@ double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats) 
   return best;
 }
 
+double measure_device_bandwidth(int gpu, uint64_t bytes, int repeats) {
+  MOERUN_CUDA_CHECK(cudaSetDevice(gpu));
+  void* a = nullptr;
+  void* b = nullptr;
+  MOERUN_CUDA_CHECK(cudaMalloc(&a, bytes));
+  MOERUN_CUDA_CHECK(cudaMalloc(&b, bytes));
+  MOERUN_CUDA_CHECK(cudaMemset(a, 1, bytes));
+  cudaEvent_t start, stop;
+  MOERUN_CUDA_CHECK(cudaEventCreate(&start));
+  MOERUN_CUDA_CHECK(cudaEventCreate(&stop));
+  double best = 0.0;
+  for (int r = 0; r < repeats + 1; ++r) {  // the first copy is a warm-up
+    MOERUN_CUDA_CHECK(cudaEventRecord(start));
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+    MOERUN_CUDA_CHECK(cudaEventRecord(stop));
+    MOERUN_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    MOERUN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (r > 0) best = std::max(best, 2.0 * static_cast<double>(bytes) / (ms * 1e-3));
+  }
+  MOERUN_CUDA_CHECK(cudaEventDestroy(start));
+  MOERUN_CUDA_CHECK(cudaEventDestroy(stop));
+  MOERUN_CUDA_CHECK(cudaFree(a));
+  MOERUN_CUDA_CHECK(cudaFree(b));
+  return best;
+}
+
 }  // namespace moerun

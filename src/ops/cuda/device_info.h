@@ -25,4 +25,8 @@ std::vector<GpuInfo> list_gpus();
 // pinned or pageable host memory, for copies of `bytes`.
 double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5);
 
+// Device memory bandwidth in bytes per second (best of `repeats`) on device `gpu`: a
+// device-to-device copy of `bytes`, counting the bytes read and written.
+double measure_device_bandwidth(int gpu, uint64_t bytes, int repeats = 5);
+
 }  // namespace moerun

@@ -63,7 +63,7 @@ void DeviceMemory::check_fits(uint64_t bytes, GpuUse use, const char* what) cons
         "is left ({:.2f} GiB already used: dense weights {:.2f}, expert cache {:.2f}, KV cache "
         "{:.2f}, DeltaNet state {:.2f}, workspace {:.2f}); raise --gpu-mem, lower --ctx or "
         "--max-seqs, or keep more experts on the CPU",
-        what, gpu_use_name(use), gib(bytes), gib(left()), gib(budget_), gib(used_),
+        what, gpu_use_name(use), gib(bytes), gib(left()), gib(budget_), gib(used()),
         gib(used_by(GpuUse::dense_weights)), gib(used_by(GpuUse::expert_cache)),
         gib(used_by(GpuUse::kv_cache)), gib(used_by(GpuUse::recurrent_state)),
         gib(used_by(GpuUse::workspace)));
@@ -72,9 +72,7 @@ void DeviceMemory::check_fits(uint64_t bytes, GpuUse use, const char* what) cons
 
 void DeviceMemory::account(uint64_t bytes, GpuUse use, const char* what) {
   check_fits(bytes, use, what);
-  used_ += bytes;
-  peak_ = std::max(peak_, used_);
-  by_use_[static_cast<int>(use)] += bytes;
+  add(bytes, use);
 }
 
 void* DeviceMemory::allocate(uint64_t bytes, GpuUse use, const char* what) {
@@ -94,10 +92,19 @@ void* DeviceMemory::allocate(uint64_t bytes, GpuUse use, const char* what) {
         cudaGetErrorString(status));
   }
   blocks_.push_back(Block{ptr, bytes, use});
-  used_ += bytes;
-  peak_ = std::max(peak_, used_);
-  by_use_[static_cast<int>(use)] += bytes;
+  add(bytes, use);
   return ptr;
+}
+
+void DeviceMemory::add(uint64_t bytes, GpuUse use) {
+  const uint64_t now = used_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (now > peak_.load(std::memory_order_relaxed)) peak_.store(now, std::memory_order_relaxed);
+  by_use_[static_cast<int>(use)].fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void DeviceMemory::subtract(uint64_t bytes, GpuUse use) {
+  used_.fetch_sub(bytes, std::memory_order_relaxed);
+  by_use_[static_cast<int>(use)].fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 void DeviceMemory::release(void* ptr) {
@@ -105,8 +112,7 @@ void DeviceMemory::release(void* ptr) {
       std::find_if(blocks_.begin(), blocks_.end(), [ptr](const Block& b) { return b.ptr == ptr; });
   MOERUN_CHECK(it != blocks_.end());
   cudaFree(it->ptr);
-  used_ -= it->bytes;
-  by_use_[static_cast<int>(it->use)] -= it->bytes;
+  subtract(it->bytes, it->use);
   blocks_.erase(it);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -21,7 +22,8 @@ enum class GpuUse : int {
 // Display name of a category, e.g. "dense weights".
 const char* gpu_use_name(GpuUse use);
 
-// Owns device allocations within a byte budget on the current device.
+// Owns device allocations within a byte budget on the current device. One thread allocates; the
+// byte counts may be read from any thread (e.g. the server's memory endpoint).
 class DeviceMemory {
  public:
   // `budget` bytes at most (0: the free VRAM at construction minus `margin`).
@@ -41,11 +43,13 @@ class DeviceMemory {
   void release(void* ptr);
 
   uint64_t budget() const { return budget_; }
-  uint64_t used() const { return used_; }
-  uint64_t peak() const { return peak_; }
-  uint64_t left() const { return budget_ - used_; }
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  uint64_t peak() const { return peak_.load(std::memory_order_relaxed); }
+  uint64_t left() const { return budget_ - used(); }
   // Bytes in use for one category.
-  uint64_t used_by(GpuUse use) const { return by_use_[static_cast<int>(use)]; }
+  uint64_t used_by(GpuUse use) const {
+    return by_use_[static_cast<int>(use)].load(std::memory_order_relaxed);
+  }
 
  private:
   void check_fits(uint64_t bytes, GpuUse use, const char* what) const;
@@ -56,9 +60,12 @@ class DeviceMemory {
     GpuUse use;
   };
   uint64_t budget_ = 0;
-  uint64_t used_ = 0;
-  uint64_t peak_ = 0;
-  std::array<uint64_t, static_cast<int>(GpuUse::kCount)> by_use_{};
+  void add(uint64_t bytes, GpuUse use);
+  void subtract(uint64_t bytes, GpuUse use);
+
+  std::atomic<uint64_t> used_{0};
+  std::atomic<uint64_t> peak_{0};
+  std::array<std::atomic<uint64_t>, static_cast<int>(GpuUse::kCount)> by_use_{};
   std::vector<Block> blocks_;
 };
 
