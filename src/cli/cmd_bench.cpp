@@ -178,7 +178,9 @@ json run_scenario(const Scenario& sc, const BenchArgs& a, const std::string& pat
   in.dense_on_gpu = on_gpu;
   bool hbm_measured = true;
   if (on_gpu) {
-    in.hit_fraction = hit.median;
+    // A model on the GPU without expert statistics holds every routed expert in VRAM (S3).
+    const bool all_experts_on_gpu = model.gpu_memory().has_value() && !runs.back().has_expert_stats;
+    in.hit_fraction = all_experts_on_gpu ? 1.0 : hit.median;
     in.pcie_bw = cal.h2d_pinned_bw;
     hbm_measured = cal.gpu_device_bw > 0;
     in.hbm_bw = hbm_measured ? cal.gpu_device_bw : std::numeric_limits<double>::infinity();
