@@ -149,7 +149,9 @@ Spread spread_over(const std::vector<BenchRunResult>& runs,
 // Runs one scenario and returns its JSON record (status ok); throws Error when it cannot run.
 json run_scenario(const Scenario& sc, const BenchArgs& a, const std::string& path,
                   bool gpu_present) {
-  ModelSession session = open_model_session(path, a.threads, sc.device);
+  DeviceFlags device = sc.device;
+  device.plan_context = sc.prompt_tokens + sc.gen_tokens;  // VRAM for the run's sequence first
+  ModelSession session = open_model_session(path, a.threads, device);
   LanguageModel& model = *session.model;
   BenchRunConfig cfg;
   cfg.prompt_tokens = sc.prompt_tokens;
