@@ -230,11 +230,12 @@ bool Engine::admit() {
         done.kind = EngineEvent::done;
         done.finish = FinishReason::cancelled;
         done.usage.prompt_tokens = static_cast<int64_t>(queue_.front().second.prompt.size());
+        // Counters first: a client that sees the event also sees it counted.
+        finished_.fetch_add(1, std::memory_order_relaxed);
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
         queue_.front().first->push(std::move(done));
         queue_.pop_front();
         queued_at_.pop_front();
-        finished_.fetch_add(1, std::memory_order_relaxed);
-        cancelled_.fetch_add(1, std::memory_order_relaxed);
       }
       lock.unlock();
       for (auto& slot : slots_) {
@@ -256,9 +257,9 @@ bool Engine::admit() {
       done.finish = late ? FinishReason::timeout : FinishReason::cancelled;
       done.usage.prompt_tokens = static_cast<int64_t>(req.prompt.size());
       done.usage.queue_seconds = seconds_between(queued_at_[i], now);
-      handle->push(std::move(done));
       (late ? timed_out_ : cancelled_).fetch_add(1, std::memory_order_relaxed);
       finished_.fetch_add(1, std::memory_order_relaxed);
+      handle->push(std::move(done));
       queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
       queued_at_.erase(queued_at_.begin() + static_cast<std::ptrdiff_t>(i));
     }
@@ -411,11 +412,12 @@ void Engine::finish(Slot& slot, FinishReason reason, const std::string& error) {
   } else {
     done.usage.prefill_seconds = seconds_between(slot.admitted, now);
   }
-  slot.handle->push(std::move(done));
+  // Counters first: a client that sees the event also sees it counted.
   finished_.fetch_add(1, std::memory_order_relaxed);
   if (reason == FinishReason::cancelled) cancelled_.fetch_add(1, std::memory_order_relaxed);
   if (reason == FinishReason::timeout) timed_out_.fetch_add(1, std::memory_order_relaxed);
   if (reason == FinishReason::error) failed_.fetch_add(1, std::memory_order_relaxed);
+  slot.handle->push(std::move(done));
   // Free the sequence at once: the slot takes the next request in the following step.
   slot.active = false;
   slot.handle.reset();
