@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cli/default_model.h"
+#include "cli/machine_calibration.h"
 #include "core/error.h"
 #include "core/memory_size.h"
 #include "io/gguf_vocab.h"
@@ -143,6 +144,13 @@ ModelSession open_model_session(const std::string& path_arg, int threads, const 
   }
   options.routing_observer = hooks.observe;
   options.gpu = gpu_options(*s.file, device);
+  if (options.gpu.enabled) {
+    // The hybrid mode's prefill split weighs copies against the CPU with the constants `moerun
+    // check` measured on this machine (the GPU plan says when it falls back to defaults).
+    const CalibrationLoad cal = load_calibration(default_calibration_path(),
+                                                 current_machine(static_cast<int>(s.pool->size())));
+    if (cal.calibration) options.gpu.calibration = *cal.calibration;
+  }
   if (device.mlock) lock_experts(*s.file);
   s.model = load_language_model(*s.file, options);
   if (options.gpu.enabled)

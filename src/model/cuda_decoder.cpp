@@ -24,6 +24,7 @@
 #include "moe/cache_policy.h"
 #include "moe/gpu_expert_cache.h"
 #include "moe/moe_dispatcher.h"
+#include "moe/prefill_split.h"
 #include "moe/routing_override.h"
 #include "ops/cuda/attention_cuda.h"
 #include "ops/cuda/cuda_check.cuh"
@@ -173,6 +174,11 @@ class CudaDecoder : public LanguageModel {
                            static_cast<double>(host_.info.n_layers * host_.info.n_experts),
                        pool_->size());
       if (!expert_cache_->host_registered()) s += " (experts not page-locked: slower copies)";
+      if (expert_cache_->staging_capacity() == 0) {
+        s += "; prefill misses on the CPU (no room for staging buffers)";
+      } else if (options_.calibration.cpu_read_bw <= 0) {
+        s += "; prefill split from default constants (run `moerun check` to measure them)";
+      }
     } else {
       s += "; every routed expert on the GPU";
     }
@@ -346,8 +352,16 @@ class CudaDecoder : public LanguageModel {
           static_cast<double>(memory_.used()) / (1ull << 30), options_.plan_sequences,
           options_.plan_context, static_cast<double>(state_reserve_) / (1ull << 30));
     }
-    cache_slots_ = static_cast<int64_t>((memory_.left() - state_reserve_ - table_bytes) /
-                                        static_cast<uint64_t>(slot));
+    // Prefill staging (two buffers and the output they add into mix_), when the budget has room
+    // for it and a few cache slots besides.
+    const uint64_t staging_bytes = static_cast<uint64_t>(2 * options_.staging_experts * slot) +
+                                   static_cast<uint64_t>(T * hidden) * 4;
+    const bool staging =
+        options_.staging_experts > 0 && memory_.left() - state_reserve_ - table_bytes >=
+                                            staging_bytes + 4 * static_cast<uint64_t>(slot);
+    cache_slots_ = static_cast<int64_t>(
+        (memory_.left() - state_reserve_ - table_bytes - (staging ? staging_bytes : 0)) /
+        static_cast<uint64_t>(slot));
     cache_slots_ = std::min(cache_slots_, host_.info.n_layers * host_.info.n_experts);
     if (options_.max_expert_slots >= 0) {
       cache_slots_ = std::min(cache_slots_, options_.max_expert_slots);
@@ -357,6 +371,13 @@ class CudaDecoder : public LanguageModel {
         make_cache_policy(options_.cache_policy, host_.info.n_layers, host_.info.n_experts,
                           options_.profile_counts),
         memory_, cpu_->stats());
+    if (staging) {
+      expert_cache_->reserve_staging(std::min(options_.staging_experts, host_.info.n_experts),
+                                     memory_);
+      stage_out_ = static_cast<float*>(memory_.allocate(
+          static_cast<uint64_t>(T * hidden) * 4, GpuUse::workspace, "staged experts' output"));
+    }
+    prefill_costs_ = initial_prefill_costs(slot);
     if (!options_.profile_counts.empty()) {
       expert_cache_->warm_start(options_.profile_counts, stream_);
     }
@@ -461,6 +482,67 @@ class CudaDecoder : public LanguageModel {
     return cpu_seconds_per_expert_ / (cpu_seconds_per_expert_ + copy);
   }
 
+  // The prefill split's costs per expert of `bytes`: from the calibration `moerun check` stored,
+  // else conservative defaults until the copies are measured (CPU 40 GB/s stream and 1e11 byte
+  // x tokens/s of GEMM, PCIe 20 GB/s).
+  PrefillCosts initial_prefill_costs(int64_t bytes) const {
+    Calibration c = options_.calibration;
+    if (c.cpu_read_bw <= 0 || c.cpu_gemm_bytes_tokens <= 0) {
+      c.cpu_read_bw = 40e9;
+      c.cpu_gemm_bytes_tokens = 1e11;
+    }
+    if (!c.has_gpu()) c.h2d_pinned_bw = 20e9;
+    return prefill_costs(CostModel(c), bytes);
+  }
+
+  // Prefill, layer l: every miss either streams to the GPU through the staging buffers (the
+  // experts with the most tokens, as the cost model splits them) or stays marked in on_cpu_ for
+  // the CPU. The resident experts and the shared expert run first, then the staged groups, each
+  // group's copy overlapping the previous group's kernels. The cache itself is left unchanged.
+  int64_t prefill_routed_experts(const GpuMoe& m, size_t l, int64_t n, const int32_t* ids) {
+    const int64_t top_k = host_.moe_config.top_k;
+    const int64_t n_assign = n * top_k;
+    const auto layer = static_cast<int64_t>(l);
+    expert_cache_->plan(layer, ids, n_assign, 0, on_cpu_.data(), stream_);
+    routed_experts(m, n);
+    const int64_t capacity = expert_cache_->staging_capacity();
+    if (capacity == 0) return 0;
+    // Tokens per missed expert, in order of first appearance.
+    miss_tokens_.assign(static_cast<size_t>(host_.info.n_experts), 0);
+    missed_.clear();
+    for (int64_t i = 0; i < n_assign; ++i) {
+      if (on_cpu_[static_cast<size_t>(i)] == 0) continue;
+      if (miss_tokens_[static_cast<size_t>(ids[i])]++ == 0) missed_.push_back(ids[i]);
+    }
+    split_tokens_.clear();
+    for (const int32_t e : missed_) split_tokens_.push_back(miss_tokens_[static_cast<size_t>(e)]);
+    to_gpu_.resize(missed_.size());
+    PrefillCosts costs = prefill_costs_;
+    if (!options_.calibration.has_gpu() && expert_cache_->copy_seconds_per_expert() > 0) {
+      costs.copy_seconds = expert_cache_->copy_seconds_per_expert();  // measured here instead
+    }
+    split_prefill_misses(costs, split_tokens_, to_gpu_, split_order_);
+    staged_.clear();
+    for (size_t i = 0; i < missed_.size(); ++i) {
+      if (to_gpu_[i] != 0) staged_.push_back(missed_[i]);
+      miss_tokens_[static_cast<size_t>(missed_[i])] = to_gpu_[i] != 0 ? -1 : 0;
+    }
+    for (int64_t i = 0; i < n_assign; ++i) {
+      if (miss_tokens_[static_cast<size_t>(ids[i])] < 0) on_cpu_[static_cast<size_t>(i)] = 0;
+    }
+    for (size_t first = 0; first < staged_.size(); first += static_cast<size_t>(capacity)) {
+      const int64_t count =
+          std::min<int64_t>(capacity, static_cast<int64_t>(staged_.size() - first));
+      const DeviceExpertTable table =
+          expert_cache_->stage(layer, staged_.data() + first, count, stream_);
+      moe_experts_cuda(m.experts, table, xn_, n, ids_, weights_, top_k, stage_out_, experts_ws_,
+                       stream_);
+      add_into_cuda(mix_, stage_out_, n * host_.hidden, stream_);
+      expert_cache_->release_staging(stream_);
+    }
+    return static_cast<int64_t>(staged_.size());
+  }
+
   // Whether decode steps of n tokens predict and prefetch the next layer's experts.
   bool prefetching(int64_t n) const {
     return options_.max_prefetch > 0 && n <= kMaxGraphTokens && hooks_.replace == nullptr;
@@ -560,26 +642,28 @@ class CudaDecoder : public LanguageModel {
         hooks_.observe->observe(static_cast<int64_t>(l), n, top_k, ids,
                                 static_cast<const float*>(weights_host_.get()));
       }
-      // The misses are split between the copy engine and the CPU so that both finish together:
-      // the most used misses are copied in (and computed on the GPU once there), the CPU
-      // computes the rest. Prefill copies every miss (many tokens per expert make the CPU slow).
+      // The misses are split between the copy engine and the CPU so that both finish together.
+      // Decode: the most used misses are copied into the cache (and computed on the GPU once
+      // there), the CPU computes the rest. Prefill streams misses through staging buffers.
       const int64_t misses = expert_cache_->count_misses(static_cast<int64_t>(l), ids, n_assign);
-      const int64_t admit =
-          n > kMaxGraphTokens
-              ? -1
-              : std::min<int64_t>(options_.max_admissions,
+      int64_t admit = 0;
+      if (n > kMaxGraphTokens) {
+        admit = prefill_routed_experts(layer.moe, l, n, ids);
+      } else {
+        admit = std::min<int64_t>(options_.max_admissions,
                                   std::llround(static_cast<double>(misses) * copy_share()));
-      expert_cache_->plan(static_cast<int64_t>(l), ids, n_assign, admit, on_cpu_.data(), stream_);
-      expert_cache_->publish(static_cast<int64_t>(l), stream_);
-      expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
+        expert_cache_->plan(static_cast<int64_t>(l), ids, n_assign, admit, on_cpu_.data(), stream_);
+        expert_cache_->publish(static_cast<int64_t>(l), stream_);
+        expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
+        run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
+        if (prefetching(n) && l + 1 < gpu_.layers.size()) {
+          expert_cache_->prefetch(static_cast<int64_t>(l) + 1,
+                                  static_cast<const int32_t*>(pred_ids_host_.get()), n_assign,
+                                  options_.max_prefetch, stream_);
+        }
+      }
       const bool any_on_cpu = std::any_of(on_cpu_.begin(), on_cpu_.begin() + n_assign,
                                           [](uint8_t c) { return c != 0; });
-      run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
-      if (prefetching(n) && l + 1 < gpu_.layers.size()) {
-        expert_cache_->prefetch(static_cast<int64_t>(l) + 1,
-                                static_cast<const int32_t*>(pred_ids_host_.get()), n_assign,
-                                options_.max_prefetch, stream_);
-      }
       if (!any_on_cpu) continue;  // every expert of this step ran on the GPU
       const auto start = std::chrono::steady_clock::now();
       auto* cpu_out = static_cast<float*>(cpu_out_host_.get());
@@ -589,7 +673,7 @@ class CudaDecoder : public LanguageModel {
       const double cpu_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       cpu_->stats()->add_cpu_seconds(cpu_seconds);
-      const int64_t cpu_experts = misses - std::max<int64_t>(admit, 0);
+      const int64_t cpu_experts = misses - admit;
       if (n <= kMaxGraphTokens && cpu_experts > 0) {
         const double per_expert = cpu_seconds / static_cast<double>(cpu_experts);
         cpu_seconds_per_expert_ = cpu_seconds_per_expert_ == 0
@@ -767,6 +851,14 @@ class CudaDecoder : public LanguageModel {
   float* pred_logits_ = nullptr;       // [8, n_experts] next layer's router on this layer's input
   int32_t* pred_ids_ = nullptr;        // [8, top_k] its choice (the prefetch's prediction)
   float* pred_weights_ = nullptr;      // [8, top_k]
+  float* stage_out_ = nullptr;         // [T, hidden] a staged group's sum (prefill)
+  PrefillCosts prefill_costs_;         // per expert: copy and CPU times the prefill split weighs
+  std::vector<int32_t> miss_tokens_;   // [n_experts] prefill: tokens per missed expert
+  std::vector<int32_t> missed_;        // distinct missed experts of a prefill layer
+  std::vector<int32_t> split_tokens_;  // [missed] their tokens
+  std::vector<uint8_t> to_gpu_;        // [missed] 1: streamed to the GPU
+  std::vector<int32_t> split_order_;   // scratch of split_prefill_misses
+  std::vector<int32_t> staged_;        // experts streamed to the GPU, in order
   BatchPlan plan_;
   // Activations in VRAM, [max_batch_tokens, ...] each.
   float* h_ = nullptr;    // [T, hidden] residual stream

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "moe/cache_policy.h"
+#include "moe/cost_model.h"
 
 namespace moerun {
 
@@ -112,6 +113,8 @@ struct GpuOptions {
   double copy_share = 0.5;        // share of a decode step's misses copied in (the rest: CPU)
   int64_t max_prefetch = 4;       // predicted next-layer experts copied ahead per decode step
   int64_t max_expert_slots = -1;  // hybrid: at most this many cached experts (< 0: what fits)
+  int64_t staging_experts = 16;   // hybrid prefill: experts per staging buffer (0: no streaming)
+  Calibration calibration;        // the machine's constants for the prefill split (may be empty)
 };
 
 // How a model runs: the CPU thread pool and, optionally, who computes the routed experts.

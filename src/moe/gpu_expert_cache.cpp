@@ -46,11 +46,14 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
     slots_ = static_cast<uint8_t*>(memory.allocate(static_cast<uint64_t>(n_slots * slot_bytes_),
                                                    GpuUse::expert_cache, "expert cache slots"));
   }
-  const uint64_t table_bytes = static_cast<uint64_t>(n_layers_ * 3 * n_experts_) * sizeof(void*);
+  // The layers' tables, then the two staging buffers' tables.
+  const uint64_t table_bytes =
+      static_cast<uint64_t>((n_layers_ + 2) * 3 * n_experts_) * sizeof(void*);
   device_table_ = static_cast<const void**>(
       memory.allocate(table_bytes, GpuUse::expert_cache, "expert pointer table"));
   MOERUN_CUDA_CHECK(cudaMemset(device_table_, 0, table_bytes));
-  updates_capacity_ = n_layers_ * n_experts_ * 6 + 64;
+  // Per step at most: each expert evicted and admitted (6 updates), and staged and unstaged (6).
+  updates_capacity_ = n_layers_ * n_experts_ * 12 + 64;
   MOERUN_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&updates_),
                                   static_cast<size_t>(updates_capacity_) * sizeof(PointerUpdate),
                                   cudaHostAllocMapped));
@@ -63,12 +66,24 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
   MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&evicted_, cudaEventDisableTiming));
   MOERUN_CUDA_CHECK(cudaEventCreate(&copy_begin_));
   MOERUN_CUDA_CHECK(cudaEventCreate(&copy_end_));
+  MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&staging_copied_, cudaEventDisableTiming));
+  for (cudaEvent_t& e : staging_free_) {
+    MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
   MOERUN_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
   MOERUN_CUDA_CHECK(cudaEventRecord(evicted_, copy_stream_));  // nothing evicted yet
+  for (cudaEvent_t e : staging_free_) MOERUN_CUDA_CHECK(cudaEventRecord(e, copy_stream_));
   admitted_.assign(static_cast<size_t>(n_experts_), 0);
   predicted_.assign(static_cast<size_t>(n_layers_ * n_experts_), 0);
 
-  // Page-lock the host range holding the experts, so copies are true asynchronous DMA.
+  if (n_slots > 0) register_host_memory();
+  if (stats_ != nullptr) stats_->set_cache(n_slots, table_.policy().name());
+}
+
+// Page-locks the host range holding the experts, so copies are true asynchronous DMA (when the
+// driver allows it; otherwise copies stage through the driver's buffers).
+void GpuExpertCache::register_host_memory() {
+  if (registered_) return;
   uintptr_t lo = UINTPTR_MAX;
   uintptr_t hi = 0;
   for (const LayerExperts& e : experts_) {
@@ -79,7 +94,7 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
       hi = std::max(hi, begin + static_cast<uintptr_t>(t.nbytes()));
     }
   }
-  if (hi > lo && n_slots > 0) {
+  if (hi > lo) {
     const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     lo = lo / page * page;
     hi = (hi + page - 1) / page * page;
@@ -93,7 +108,6 @@ GpuExpertCache::GpuExpertCache(const std::vector<LayerExperts>& experts, int64_t
       (void)cudaGetLastError();
     }
   }
-  if (stats_ != nullptr) stats_->set_cache(n_slots, table_.policy().name());
 }
 
 GpuExpertCache::~GpuExpertCache() {
@@ -103,21 +117,33 @@ GpuExpertCache::~GpuExpertCache() {
   if (evicted_ != nullptr) cudaEventDestroy(evicted_);
   if (copy_begin_ != nullptr) cudaEventDestroy(copy_begin_);
   if (copy_end_ != nullptr) cudaEventDestroy(copy_end_);
+  if (staging_copied_ != nullptr) cudaEventDestroy(staging_copied_);
+  for (cudaEvent_t e : staging_free_) {
+    if (e != nullptr) cudaEventDestroy(e);
+  }
   if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (updates_ != nullptr) cudaFreeHost(updates_);
 }
 
-DeviceExpertTable GpuExpertCache::device_table(int64_t layer) const {
-  const void* const* base = device_table_ + layer * 3 * n_experts_;
+DeviceExpertTable GpuExpertCache::table_at(int64_t first_part) const {
+  const void* const* base = device_table_ + first_part * n_experts_;
   return DeviceExpertTable{base, base + n_experts_, base + 2 * n_experts_};
 }
 
-const void* GpuExpertCache::slot_part(int32_t slot, int part, int64_t layer) const {
+DeviceExpertTable GpuExpertCache::device_table(int64_t layer) const {
+  return table_at(layer * 3);
+}
+
+const void* GpuExpertCache::part_at(const uint8_t* base, int part, int64_t layer) const {
   const LayerExperts& e = experts_[static_cast<size_t>(layer)];
   int64_t offset = 0;
   if (part >= 1) offset += expert_part_bytes(e.gate);
   if (part >= 2) offset += expert_part_bytes(e.up);
-  return slots_ + static_cast<int64_t>(slot) * slot_bytes_ + offset;
+  return base + offset;
+}
+
+const void* GpuExpertCache::slot_part(int32_t slot, int part, int64_t layer) const {
+  return part_at(slots_ + static_cast<int64_t>(slot) * slot_bytes_, part, layer);
 }
 
 void GpuExpertCache::begin_step() {
@@ -150,13 +176,13 @@ void GpuExpertCache::publish(int64_t layer, cudaStream_t compute) {
   flush_updates(compute);
 }
 
-void GpuExpertCache::copy_in(int64_t layer, int32_t expert, int32_t slot) {
+void GpuExpertCache::copy_in(int64_t layer, int32_t expert, uint8_t* dst) {
   const LayerExperts& e = experts_[static_cast<size_t>(layer)];
   for (int part = 0; part < 3; ++part) {
     const Tensor& t = part_of(e, part);
     const int64_t bytes = expert_part_bytes(t);
     const auto* src = static_cast<const uint8_t*>(t.data) + static_cast<int64_t>(expert) * bytes;
-    MOERUN_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(slot_part(slot, part, layer)), src,
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(const_cast<void*>(part_at(dst, part, layer)), src,
                                       static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
                                       copy_stream_));
   }
@@ -232,7 +258,7 @@ void GpuExpertCache::admit(int64_t layer, const int32_t* ids, int64_t n_assign,
     const bool time_this = timed_copies_ == 0;
     if (time_this) MOERUN_CUDA_CHECK(cudaEventRecord(copy_begin_, copy_stream_));
     for (const CacheAdmission& a : p.admissions) {
-      copy_in(layer, a.expert, a.slot);
+      copy_in(layer, a.expert, slots_ + static_cast<int64_t>(a.slot) * slot_bytes_);
       pending_[static_cast<size_t>(layer)].push_back(Pending{a.expert, a.slot});
     }
     if (time_this) {
@@ -282,7 +308,7 @@ int64_t GpuExpertCache::warm_start(const std::vector<std::vector<uint64_t>>& cou
     if (keys[s] < 0) continue;
     const int64_t layer = keys[s] / n_experts_;
     const auto expert = static_cast<int32_t>(keys[s] % n_experts_);
-    copy_in(layer, expert, static_cast<int32_t>(s));
+    copy_in(layer, expert, slots_ + s * slot_bytes_);
     for (int part = 0; part < 3; ++part) {
       host[static_cast<size_t>((layer * 3 + part) * n_experts_ + expert)] =
           slot_part(static_cast<int32_t>(s), part, layer);
@@ -298,6 +324,50 @@ int64_t GpuExpertCache::warm_start(const std::vector<std::vector<uint64_t>>& cou
     }
   }
   return placed;
+}
+
+void GpuExpertCache::reserve_staging(int64_t per_buffer, DeviceMemory& memory) {
+  MOERUN_CHECK(staging_ == nullptr && per_buffer > 0 && per_buffer <= n_experts_);
+  staging_ =
+      static_cast<uint8_t*>(memory.allocate(static_cast<uint64_t>(2 * per_buffer * slot_bytes_),
+                                            GpuUse::expert_cache, "prefill staging slots"));
+  staging_per_buffer_ = per_buffer;
+  register_host_memory();
+}
+
+DeviceExpertTable GpuExpertCache::stage(int64_t layer, const int32_t* experts, int64_t count,
+                                        cudaStream_t compute) {
+  MOERUN_CHECK(count > 0 && count <= staging_per_buffer_);
+  const int b = next_staging_;
+  // The copies wait until the GPU has finished with the buffer's previous experts.
+  MOERUN_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, staging_free_[b], 0));
+  uint8_t* base = staging_ + static_cast<int64_t>(b) * staging_per_buffer_ * slot_bytes_;
+  for (int64_t i = 0; i < count; ++i) copy_in(layer, experts[i], base + i * slot_bytes_);
+  MOERUN_CUDA_CHECK(cudaEventRecord(staging_copied_, copy_stream_));
+  MOERUN_CUDA_CHECK(cudaStreamWaitEvent(compute, staging_copied_, 0));
+  // The buffer's table: the previous experts' entries nulled, the new ones set.
+  const int64_t first = (n_layers_ + b) * 3;
+  for (const int32_t e : staged_[b]) {
+    for (int part = 0; part < 3; ++part) push_update((first + part) * n_experts_ + e, nullptr);
+  }
+  staged_[b].assign(experts, experts + count);
+  for (int64_t i = 0; i < count; ++i) {
+    for (int part = 0; part < 3; ++part) {
+      push_update((first + part) * n_experts_ + experts[i],
+                  part_at(base + i * slot_bytes_, part, layer));
+    }
+  }
+  flush_updates(compute);
+  if (stats_ != nullptr) {
+    stats_->record_copy(layer, static_cast<uint64_t>(count),
+                        static_cast<uint64_t>(count * slot_bytes_));
+  }
+  return table_at(first);
+}
+
+void GpuExpertCache::release_staging(cudaStream_t compute) {
+  MOERUN_CUDA_CHECK(cudaEventRecord(staging_free_[next_staging_], compute));
+  next_staging_ ^= 1;
 }
 
 }  // namespace moerun

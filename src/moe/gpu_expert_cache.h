@@ -8,6 +8,9 @@
 //    the slot; the copy into the slot waits for an event recorded after that;
 //  - an admission's pointer is published on the compute stream before the layer's next step,
 //    after the compute stream waited for the copy, so a kernel never sees a half-copied expert.
+//
+// Prefill streams experts that are not cached through two staging buffers outside the cache (the
+// cache is left as it is): the copy of one group of experts overlaps the GPU's work on the other.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -76,17 +79,33 @@ class GpuExpertCache {
   // Makes the most used experts of a profile resident before the first step; returns how many.
   int64_t warm_start(const std::vector<std::vector<uint64_t>>& counts, cudaStream_t compute);
 
+  // Reserves two staging buffers of `per_buffer` experts each (memory from `memory`).
+  void reserve_staging(int64_t per_buffer, DeviceMemory& memory);
+  // Experts one staging buffer holds (0: no staging).
+  int64_t staging_capacity() const { return staging_per_buffer_; }
+  // Copies experts [count] (count <= staging_capacity()) of `layer` into the next staging buffer,
+  // once the GPU has released it, and returns a table holding only them, valid on `compute` from
+  // now until release_staging(). Counted as copies in the statistics.
+  DeviceExpertTable stage(int64_t layer, const int32_t* experts, int64_t count,
+                          cudaStream_t compute);
+  // After the kernels reading the last stage()'s table were queued on `compute`: the buffer may
+  // be refilled once they have run.
+  void release_staging(cudaStream_t compute);
+
  private:
   struct Pending {
     int32_t expert;
     int32_t slot;
   };
-  void copy_in(int64_t layer, int32_t expert, int32_t slot);
+  void copy_in(int64_t layer, int32_t expert, uint8_t* dst);
+  void register_host_memory();
+  DeviceExpertTable table_at(int64_t first_part) const;
   void admit(int64_t layer, const int32_t* ids, int64_t n_assign, int64_t max_admissions,
              uint8_t* on_cpu, cudaStream_t compute, bool count);
   void push_update(int64_t index, const void* value);
   void flush_updates(cudaStream_t stream);
   const void* slot_part(int32_t slot, int part, int64_t layer) const;
+  const void* part_at(const uint8_t* base, int part, int64_t layer) const;
 
   std::vector<LayerExperts> experts_;
   ExpertCacheTable table_;
@@ -115,6 +134,13 @@ class GpuExpertCache {
   uint32_t admit_epoch_ = 0;
   std::vector<void*> registered_ranges_;
   bool registered_ = false;
+  // Prefill staging: two buffers, their tables after the layers' in device_table_.
+  int64_t staging_per_buffer_ = 0;
+  uint8_t* staging_ = nullptr;                        // [2, per_buffer, slot_bytes] in VRAM
+  std::vector<int32_t> staged_[2];                    // experts each buffer's table points to
+  cudaEvent_t staging_free_[2] = {nullptr, nullptr};  // on compute after the buffer's readers
+  cudaEvent_t staging_copied_ = nullptr;              // on the copy stream after a stage's copies
+  int next_staging_ = 0;
 };
 
 }  // namespace moerun

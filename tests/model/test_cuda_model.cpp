@@ -153,10 +153,21 @@ TEST(CudaModel, Q8BatchesMatchTheCpu) {
   check_batches(*m->cpu, *m->gpu, 0.10);
 }
 
+// Calibrations that force the hybrid prefill split: every miss streamed to the GPU (a CPU that is
+// absurdly slow) or every miss on the CPU (copies that are absurdly slow).
+Calibration forcing_calibration(bool misses_to_gpu) {
+  Calibration c;
+  c.cpu_read_bw = misses_to_gpu ? 1.0 : 1e15;
+  c.cpu_gemm_bytes_tokens = misses_to_gpu ? 1.0 : 1e18;
+  c.h2d_pinned_bw = misses_to_gpu ? 1e15 : 1.0;
+  return c;
+}
+
 // Hybrid mode: routed experts in host memory, a VRAM cache of 0, 3 or all experts; misses on
 // the CPU, hits and admitted experts on the GPU. f32 weights: the same tolerance as the whole
-// model on the GPU, at every cache size, for prefill (cuBLAS, every miss copied in) and decode
-// (graphs per layer piece, a few admissions per step).
+// model on the GPU, at every cache size, for prefill (cuBLAS; misses streamed through the staging
+// buffers or computed on the CPU, both forced) and decode (graphs per layer piece, a few
+// admissions per step).
 TEST(CudaModel, HybridMatchesTheCpuAtEveryCacheSize) {
   REQUIRE_GPU();
   const Qwen3NextConfig c = test::tiny_next_config();
@@ -168,27 +179,84 @@ TEST(CudaModel, HybridMatchesTheCpuAtEveryCacheSize) {
   auto cpu = load_language_model(*file, ModelOptions{&pool, nullptr});
   for (const int64_t slots : {0, 3, 1000}) {
     for (const bool graphs : {true, false}) {
+      for (const bool stream_prefill : {true, false}) {
+        ModelOptions o{&pool, nullptr};
+        o.gpu.enabled = true;
+        o.gpu.hybrid = true;
+        o.gpu.graphs = graphs;
+        o.gpu.max_expert_slots = slots;
+        o.gpu.calibration = forcing_calibration(stream_prefill);
+        auto gpu = load_language_model(*file, o);
+        SCOPED_TRACE("slots " + std::to_string(slots) + (graphs ? " graphs" : " direct") +
+                     (stream_prefill ? " prefill streamed" : " prefill on the CPU"));
+        check_batches(*cpu, *gpu, 1e-5);
+        ExpertStats* stats = gpu->expert_stats();
+        ASSERT_NE(stats, nullptr);
+        const ExpertStatsSnapshot snap = stats->snapshot();
+        const LayerExpertCounters t = snap.total();
+        EXPECT_GT(t.routed, 0u);
+        if (slots == 0) {
+          EXPECT_EQ(t.gpu_hits, 0u);
+        }
+        if (slots == 0 && !stream_prefill) {
+          EXPECT_EQ(t.copied_experts, 0u);
+        }
+        if (slots > 0 || stream_prefill) {
+          EXPECT_GT(t.copied_experts, 0u);
+        }
+        if (slots == 1000) {
+          EXPECT_GT(t.gpu_hits, 0u);
+        }
+      }
+    }
+  }
+  file.reset();
+  std::filesystem::remove(path);
+}
+
+// One prefill chunk with an empty cache: the split sends every miss to the GPU's staging buffers
+// or every miss to the CPU, as the calibration says, and the logits agree with the CPU either way.
+TEST(CudaModel, HybridPrefillStreamsOrComputesMissesAsTheCostModelSays) {
+  REQUIRE_GPU();
+  const Qwen3NextConfig c = test::tiny_next_config();
+  const TinyModel w = test::to_qkv_gate_layout(test::make_next_weights(c, 7), c);
+  const std::string path = test::temp_model_path("cuda_prefill_split");
+  test::write_tiny_gguf(w, c, path);
+  auto file = GgufFile::open(path);
+  ThreadPool pool(2, false);
+  auto cpu = load_language_model(*file, ModelOptions{&pool, nullptr});
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(7 * i % 200);
+  Batch b;
+  b.add(prompt, 0, true);
+  const int64_t V = cpu->info().vocab;
+  std::vector<float> lc(V), lg(V);
+  auto cs = cpu->new_sequence(64);
+  SequenceState* cp[] = {cs.get()};
+  cpu->forward(b, cp, lc.data());
+  for (const bool stream_prefill : {true, false}) {
+    for (const int64_t staging : {1, 16}) {  // one expert per buffer: many groups
+      SCOPED_TRACE(std::string(stream_prefill ? "streamed" : "CPU") + ", staging " +
+                   std::to_string(staging));
       ModelOptions o{&pool, nullptr};
       o.gpu.enabled = true;
       o.gpu.hybrid = true;
-      o.gpu.graphs = graphs;
-      o.gpu.max_expert_slots = slots;
+      o.gpu.max_expert_slots = 0;
+      o.gpu.staging_experts = staging;
+      o.gpu.calibration = forcing_calibration(stream_prefill);
       auto gpu = load_language_model(*file, o);
-      SCOPED_TRACE("slots " + std::to_string(slots) + (graphs ? " graphs" : " direct"));
-      check_batches(*cpu, *gpu, 1e-5);
-      ExpertStats* stats = gpu->expert_stats();
-      ASSERT_NE(stats, nullptr);
-      const ExpertStatsSnapshot snap = stats->snapshot();
-      const LayerExpertCounters t = snap.total();
-      EXPECT_GT(t.routed, 0u);
-      if (slots == 0) {
-        EXPECT_EQ(t.gpu_hits, 0u);
-        EXPECT_EQ(t.copied_experts, 0u);
+      auto gs = gpu->new_sequence(64);
+      SequenceState* gp[] = {gs.get()};
+      std::fill(lg.begin(), lg.end(), std::nanf(""));
+      gpu->forward(b, gp, lg.data());
+      EXPECT_LT(rel_rms(lg, lc), 1e-5);
+      const LayerExpertCounters t = gpu->expert_stats()->snapshot().total();
+      if (stream_prefill) {
+        EXPECT_GT(t.copied_experts, 0u);
+        EXPECT_EQ(t.cpu_experts, 0u);
       } else {
-        EXPECT_GT(t.copied_experts, 0u);  // the prompt's misses were copied in
-      }
-      if (slots == 1000) {
-        EXPECT_GT(t.gpu_hits, 0u);
+        EXPECT_EQ(t.copied_experts, 0u);
+        EXPECT_GT(t.cpu_experts, 0u);
       }
     }
   }
