@@ -195,8 +195,9 @@ void bm_group(benchmark::State& state, std::vector<MatrixSpec> specs, bool batch
 }
 
 // One MoE layer's routed experts (Qwen3-Next: hidden 2048, ffn 512, 512 experts, top-10, Q4_K),
-// all resident, random routing; bytes = the distinct experts' weights read per call.
-void bm_experts(benchmark::State& state, int64_t n_tokens) {
+// all resident, random routing; bytes = the distinct experts' weights read per call. tensor_cores
+// false forces the dp4a kernels on the grouped (prefill) path for comparison.
+void bm_experts(benchmark::State& state, int64_t n_tokens, bool tensor_cores) {
   const int64_t hidden = 2048, ffn = 512, n_experts = 512, top_k = 10;
   const DType type = DType::Q4_K;
   const size_t matrix_bytes = static_cast<size_t>(ffn * row_bytes(type, hidden));  // all three
@@ -241,6 +242,7 @@ void bm_experts(benchmark::State& state, int64_t n_tokens) {
   check(cudaMemcpy(dids.ptr, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice), "ids");
   MoeCudaWorkspace ws;
   ws.reserve(n_tokens, top_k, hidden, ffn);
+  ws.set_tensor_cores(tensor_cores);
   const ExpertShape shape{type, type, type, hidden, ffn, n_experts};
   cudaStream_t stream;
   check(cudaStreamCreate(&stream), "stream");
@@ -312,11 +314,24 @@ void register_all() {
           ->UseManualTime();
     }
   }
-  benchmark::RegisterBenchmark("experts_q4_K/decode_1tok_top10_of_512", bm_experts, int64_t{1})
+  benchmark::RegisterBenchmark("experts_q4_K/decode_1tok_top10_of_512", bm_experts, int64_t{1},
+                               true)
       ->UseManualTime();
-  benchmark::RegisterBenchmark("experts_q4_K/decode_4tok_top10_of_512", bm_experts, int64_t{4})
+  benchmark::RegisterBenchmark("experts_q4_K/decode_4tok_top10_of_512", bm_experts, int64_t{4},
+                               true)
       ->UseManualTime();
-  benchmark::RegisterBenchmark("experts_q4_K/prefill_512tok_top10_of_512", bm_experts, int64_t{512})
+  // Prefill: the int8 tensor-core kernels (default) and the dp4a kernels they replace.
+  benchmark::RegisterBenchmark("experts_q4_K/prefill_512tok_top10_of_512/mma", bm_experts,
+                               int64_t{512}, true)
+      ->UseManualTime();
+  benchmark::RegisterBenchmark("experts_q4_K/prefill_512tok_top10_of_512/dp4a", bm_experts,
+                               int64_t{512}, false)
+      ->UseManualTime();
+  benchmark::RegisterBenchmark("experts_q4_K/prefill_64tok_top10_of_512/mma", bm_experts,
+                               int64_t{64}, true)
+      ->UseManualTime();
+  benchmark::RegisterBenchmark("experts_q4_K/prefill_64tok_top10_of_512/dp4a", bm_experts,
+                               int64_t{64}, false)
       ->UseManualTime();
 }
 

@@ -3,7 +3,9 @@
 // weighted sum over its choices in order. Otherwise: assignments grouped by expert on the device
 // (counting sort), gate and up of each group in one pass over the expert's rows (SiLU product
 // fused), the SiLU products quantised, down of each group, then each token's weighted sum over its
-// choices in order.
+// choices in order. The grouped path uses the int8 tensor-core kernels (moe_experts_mma.cu, groups
+// of up to 64) when both weight types are block formats, else the dp4a/f32 kernels (groups of up
+// to 8).
 #include "ops/cuda/moe_experts_cuda.h"
 
 #include "core/error.h"
@@ -12,6 +14,7 @@
 #include "ops/cuda/device_buffer.h"
 #include "ops/cuda/gemv_core.cuh"
 #include "ops/cuda/gemv_fused.cuh"
+#include "ops/cuda/moe_experts_mma.h"
 
 namespace moerun {
 namespace {
@@ -521,15 +524,16 @@ void check_type(DType type, int64_t cols, const char* what) {
 }  // namespace
 
 struct MoeCudaWorkspace::Impl {
-  DeviceBuffer xq;        // [tokens, hidden] int8
-  DeviceBuffer xd;        // [tokens, hidden / 32, 2] f32
-  DeviceBuffer act;       // [assignments, ffn] f32 silu(gate) * up
-  DeviceBuffer act_q;     // [assignments, ffn] int8
-  DeviceBuffer act_d;     // [assignments, ffn / 32, 2] f32
-  DeviceBuffer down;      // [assignments, hidden] f32
-  DeviceBuffer perm;      // [assignments] int32
-  DeviceBuffer groups;    // [assignments] int4
-  DeviceBuffer n_groups;  // [1] int32
+  DeviceBuffer xq;           // [tokens, hidden] int8
+  DeviceBuffer xd;           // [tokens, hidden / 32, 2] f32
+  DeviceBuffer act;          // [assignments, ffn] f32 silu(gate) * up
+  DeviceBuffer act_q;        // [assignments, ffn] int8
+  DeviceBuffer act_d;        // [assignments, ffn / 32, 2] f32
+  DeviceBuffer down;         // [assignments, hidden] f32
+  DeviceBuffer perm;         // [assignments] int32
+  DeviceBuffer groups;       // [assignments] int4
+  DeviceBuffer n_groups;     // [1] int32
+  bool tensor_cores = true;  // the grouped path may take the tensor-core kernels
 
   void ensure(int64_t tokens, int64_t top_k, int64_t hidden, int64_t ffn) {
     const auto n_assign = static_cast<size_t>(tokens * top_k);
@@ -554,6 +558,10 @@ MoeCudaWorkspace& MoeCudaWorkspace::operator=(MoeCudaWorkspace&&) noexcept = def
 void MoeCudaWorkspace::reserve(int64_t max_tokens, int64_t top_k, int64_t hidden, int64_t ffn) {
   MOERUN_CHECK(max_tokens >= 0 && top_k >= 0 && hidden >= 0 && ffn >= 0);
   impl_->ensure(max_tokens, top_k, hidden, ffn);
+}
+
+void MoeCudaWorkspace::set_tensor_cores(bool on) {
+  impl_->tensor_cores = on;
 }
 
 int64_t MoeCudaWorkspace::device_bytes() const {
@@ -608,7 +616,57 @@ void moe_experts_cuda(const ExpertShape& shape, const DeviceExpertTable& table, 
     return;
   }
   constexpr int kThreads = 256;
-  if (n_assign > 0 && ffn > 0 && shape.n_experts > 0) {
+  // Every expert of a grouped call takes the tensor-core kernels when both types allow: an n8 tile
+  // costs no more weight traffic than the dp4a kernels' group of <= 8, so there is no per-expert
+  // threshold; decode-sized calls (<= 64 assignments) took the decode path above.
+  const bool mma = w.tensor_cores && mma_experts_support(shape.gate_type) &&
+                   mma_experts_support(shape.down_type);
+  if (mma && n_assign > 0 && ffn > 0 && shape.n_experts > 0) {
+    const int64_t group_bound =
+        cuda_plan::expert_group_bound(n_assign, kMmaGroupTokens, shape.n_experts);
+    auto* perm = w.perm.as<int32_t>();
+    auto* groups = w.groups.as<int4>();
+    auto* n_groups = w.n_groups.as<int32_t>();
+    group_by_expert<<<1, kGroupThreads, static_cast<size_t>(2 * shape.n_experts) * sizeof(int),
+                      stream>>>(ids, static_cast<int>(n_assign), static_cast<int>(shape.n_experts),
+                                kMmaGroupTokens, perm, groups, n_groups);
+    MOERUN_CUDA_CHECK_LAUNCH();
+    quantize_activations_q8_cuda(x, n_tokens, hidden, w.xq.as<int8_t>(), w.xd.as<float>(), stream);
+
+    MmaExpertPass p{};
+    p.table = table;
+    p.groups = groups;
+    p.n_groups = n_groups;
+    p.perm = perm;
+    p.top_k = top_k;
+    // Gate and up: rows ffn, cols hidden, inputs per token; out [n_assign, ffn] silu(gate) * up.
+    p.w0 = table.gate;
+    p.w1 = table.up;
+    p.rows = ffn;
+    p.cols = hidden;
+    p.stride = row_bytes(shape.gate_type, hidden);
+    p.xq = w.xq.as<int8_t>();
+    p.xd = w.xd.as<float2>();
+    p.per_assignment = false;
+    p.out = w.act.as<float>();
+    launch_expert_mma(shape.gate_type, true, p, group_bound, stream);
+    MOERUN_CUDA_CHECK_LAUNCH();
+
+    // Down: rows hidden, cols ffn, inputs per assignment; out [n_assign, hidden].
+    quantize_activations_q8_cuda(w.act.as<float>(), n_assign, ffn, w.act_q.as<int8_t>(),
+                                 w.act_d.as<float>(), stream);
+    p.w0 = table.down;
+    p.w1 = nullptr;
+    p.rows = hidden;
+    p.cols = ffn;
+    p.stride = row_bytes(shape.down_type, ffn);
+    p.xq = w.act_q.as<int8_t>();
+    p.xd = w.act_d.as<float2>();
+    p.per_assignment = true;
+    p.out = w.down.as<float>();
+    launch_expert_mma(shape.down_type, false, p, group_bound, stream);
+    MOERUN_CUDA_CHECK_LAUNCH();
+  } else if (n_assign > 0 && ffn > 0 && shape.n_experts > 0) {
     const int group = cuda_plan::expert_group_size(n_tokens);
     const int64_t group_bound = cuda_plan::expert_group_bound(n_assign, group, shape.n_experts);
     auto* perm = w.perm.as<int32_t>();

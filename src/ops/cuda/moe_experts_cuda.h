@@ -43,6 +43,9 @@ class MoeCudaWorkspace {
   void reserve(int64_t max_tokens, int64_t top_k, int64_t hidden, int64_t ffn);
   // Device bytes held.
   int64_t device_bytes() const;
+  // Whether the grouped path may use the int8 tensor-core kernels (default true); false keeps the
+  // dp4a kernels (for tests and benchmarks that compare the two).
+  void set_tensor_cores(bool on);
 
   struct Impl;
   // The internal state (for the implementation only).
@@ -57,9 +60,11 @@ class MoeCudaWorkspace {
 // that are resident in `table` (the others add nothing: the caller computes them elsewhere).
 // x [n_tokens, hidden] f32, ids [n_tokens, top_k] int32, weights [n_tokens, top_k] f32, all device.
 // Assignments are grouped by expert on the device so that each expert's weights are read once per
-// group of up to 8 tokens. Numerics: x and the SiLU products are quantised to int8 per 32 for
-// block formats (see matmul_cuda.h); f32 otherwise. Asynchronous on `stream`; deterministic; with
-// a reserved workspace it does not allocate or synchronise (capturable in a CUDA graph).
+// group of up to 8 tokens (dp4a kernels), or, for block formats when more than 64 assignments are
+// grouped, once per group of up to 64 (int8 tensor-core kernels, moe_experts_mma.h). Numerics: x
+// and the SiLU products are quantised to int8 per 32 for block formats (see matmul_cuda.h); f32
+// otherwise. Asynchronous on `stream`; deterministic; with a reserved workspace it does not
+// allocate or synchronise (capturable in a CUDA graph).
 void moe_experts_cuda(const ExpertShape& shape, const DeviceExpertTable& table, const float* x,
                       int64_t n_tokens, const int32_t* ids, const float* weights, int64_t top_k,
                       float* out, MoeCudaWorkspace& ws, cudaStream_t stream);

@@ -1,6 +1,8 @@
 // moe_experts_cuda against a double-precision reference that skips non-resident experts: every
 // format, token counts across the group sizes, repeated experts across tokens, null experts, an
-// out-of-range id; plus determinism and CUDA graph capture.
+// out-of-range id, with the int8 tensor-core kernels and with the dp4a kernels; many tokens per
+// expert (groups of 64 cut) at the model's shapes and at odd row counts; plus determinism and CUDA
+// graph capture.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -145,6 +147,11 @@ void check_output(const Experts& ex, const std::vector<float>& x, int64_t n, int
         dact[f] = 1.1 * dg * std::fabs(u) + std::fabs(silu) * du + 4 * eps * std::fabs(silu * u);
       }
       gpu_inputs(ex.shape.down_type, act.data(), ffn, av, as);
+      std::vector<double> group_dact_max(static_cast<size_t>(ffn / 32 + 1), 0.0);  // per 32
+      for (int64_t i = 0; i < ffn; ++i) {
+        double& m = group_dact_max[static_cast<size_t>(i / 32)];
+        m = std::max(m, dact[i]);
+      }
       for (int64_t h = 0; h < hidden; ++h) {
         const float* row = ex.down[e].data() + h * ffn;
         double d = 0, dabs = 0, moved = 0, step_max = 0;
@@ -152,9 +159,7 @@ void check_output(const Experts& ex, const std::vector<float>& x, int64_t n, int
           d += row[i] * av[i];
           dabs += std::fabs(row[i] * av[i]);
           if (down_block) {
-            double group_dact = 0;
-            for (int64_t j = i / 32 * 32; j < i / 32 * 32 + 32; ++j)
-              group_dact = std::max(group_dact, dact[j]);
+            const double group_dact = group_dact_max[static_cast<size_t>(i / 32)];
             moved += std::fabs(row[i]) * (dact[i] + group_dact);
             step_max = std::max(step_max, std::fabs(static_cast<double>(row[i])) * as[i / 32]);
           } else {
@@ -202,21 +207,25 @@ TEST_P(MoeExpertsCuda, MatchesReferenceSkippingAbsentExperts) {
   std::mt19937 rng(5 + static_cast<int>(c.gate_up) * 31 + static_cast<int>(c.down));
   const int64_t hidden = 512, ffn = 256, n_experts = 12, top_k = 4;
   const Experts ex = make_experts(c.gate_up, c.down, hidden, ffn, n_experts, {3, 8}, rng);
-  MoeCudaWorkspace ws;
-  for (int64_t n : {1, 2, 3, 5, 8, 9, 17, 64}) {
-    SCOPED_TRACE(testing::Message() << "tokens " << n);
-    const std::vector<float> x = test::random_normal(static_cast<size_t>(n * hidden), rng);
-    std::vector<int32_t> ids;
-    std::vector<float> weights;
-    make_routing(n, top_k, n_experts, rng, ids, weights);
-    if (n == 3) ids[5] = -1;  // out of range: contributes nothing
-    DeviceArray dx(x.size() * 4), dids(ids.size() * 4), dw(weights.size() * 4);
-    dx.upload(x.data());
-    dids.upload(ids.data());
-    dw.upload(weights.data());
-    const std::vector<float> got = run_experts(ex, dx, n, top_k, dids, dw, ws, nullptr);
-    check_output(ex, x, n, top_k, ids, weights, got);
-    if (HasFailure()) return;
+  for (bool tensor_cores : {true, false}) {
+    MoeCudaWorkspace ws;
+    ws.set_tensor_cores(tensor_cores);
+    for (int64_t n : {1, 2, 3, 5, 8, 9, 17, 64}) {
+      SCOPED_TRACE(testing::Message()
+                   << "tokens " << n << (tensor_cores ? ", tensor cores" : ", dp4a"));
+      const std::vector<float> x = test::random_normal(static_cast<size_t>(n * hidden), rng);
+      std::vector<int32_t> ids;
+      std::vector<float> weights;
+      make_routing(n, top_k, n_experts, rng, ids, weights);
+      if (n == 3) ids[5] = -1;  // out of range: contributes nothing
+      DeviceArray dx(x.size() * 4), dids(ids.size() * 4), dw(weights.size() * 4);
+      dx.upload(x.data());
+      dids.upload(ids.data());
+      dw.upload(weights.data());
+      const std::vector<float> got = run_experts(ex, dx, n, top_k, dids, dw, ws, nullptr);
+      check_output(ex, x, n, top_k, ids, weights, got);
+      if (HasFailure()) return;
+    }
   }
 }
 
@@ -230,6 +239,70 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& case_info) {
       return std::string(dtype_name(case_info.param.gate_up)) + "_" +
              std::string(dtype_name(case_info.param.down));
+    });
+
+struct ManyCase {
+  DType gate_up;
+  DType down;
+  int64_t hidden, ffn, n_experts, n_tokens, top_k;
+};
+
+class MoeExpertsCudaMany : public ::testing::TestWithParam<ManyCase> {};
+
+// Many tokens per expert (the tensor-core kernels' groups of 64 cut, partial n8 tiles, partial row
+// tiles and partial 256-column stages at the odd shapes), two absent experts and an out-of-range
+// id; the tolerance is check_output's (the dp4a path's): the same int8 activations and per-32
+// scaling, only the order of the f32 sums of the 32-column products differs. Run twice: bitwise
+// identical.
+TEST_P(MoeExpertsCudaMany, TensorCoresMatchReference) {
+  if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
+  const ManyCase c = GetParam();
+  std::mt19937 rng(11 + static_cast<int>(c.gate_up) * 7 + static_cast<int>(c.hidden));
+  const Experts ex =
+      make_experts(c.gate_up, c.down, c.hidden, c.ffn, c.n_experts, {2, c.n_experts - 3}, rng);
+  const int64_t n = c.n_tokens, top_k = c.top_k;
+  const std::vector<float> x = test::random_normal(static_cast<size_t>(n * c.hidden), rng);
+  std::vector<int32_t> ids;
+  std::vector<float> weights;
+  make_routing(n, top_k, c.n_experts, rng, ids, weights);
+  ids[7] = static_cast<int32_t>(c.n_experts);  // out of range: contributes nothing
+  DeviceArray dx(x.size() * 4), dids(ids.size() * 4), dw(weights.size() * 4);
+  dx.upload(x.data());
+  dids.upload(ids.data());
+  dw.upload(weights.data());
+  MoeCudaWorkspace ws;
+  const std::vector<float> a = run_experts(ex, dx, n, top_k, dids, dw, ws, nullptr);
+  const std::vector<float> b = run_experts(ex, dx, n, top_k, dids, dw, ws, nullptr);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "not deterministic";
+  check_output(ex, x, n, top_k, ids, weights, a);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MoeExpertsCudaMany,
+    ::testing::Values(
+        // Qwen3-Next's shapes, about 80 tokens per expert (a full group of 64 and a partial one).
+        ManyCase{DType::Q4_K, DType::Q4_K, 2048, 512, 8, 160, 4},
+        ManyCase{DType::Q4_K, DType::Q6_K, 2048, 512, 8, 160, 4},
+        ManyCase{DType::Q5_K, DType::Q5_K, 2048, 512, 8, 160, 4},
+        ManyCase{DType::Q6_K, DType::Q6_K, 2048, 512, 8, 160, 4},
+        ManyCase{DType::Q8_0, DType::Q8_0, 2048, 512, 8, 160, 4},
+        ManyCase{DType::Q4_0, DType::Q4_0, 2048, 512, 8, 160, 4},
+        // 64 experts, top-4, 300 tokens (about 19 per expert).
+        ManyCase{DType::Q4_K, DType::Q4_K, 512, 256, 64, 300, 4},
+        ManyCase{DType::Q6_K, DType::Q5_K, 512, 256, 64, 300, 4},
+        // Odd shapes: 96 gate/up rows and 160 down rows (partial row tiles), 160 and 96 columns
+        // (partial stages of 256), top-3.
+        ManyCase{DType::Q8_0, DType::Q8_0, 160, 96, 24, 300, 3},
+        ManyCase{DType::Q4_0, DType::Q8_0, 160, 96, 24, 300, 3},
+        ManyCase{DType::Q8_0, DType::Q4_0, 160, 96, 24, 300, 3},
+        // K-quant gate/up with 96 and 160 rows, 768 columns (three full stages).
+        ManyCase{DType::Q4_K, DType::Q8_0, 256, 96, 24, 300, 3},
+        ManyCase{DType::Q6_K, DType::Q4_0, 768, 160, 16, 200, 4}),
+    [](const auto& case_info) {
+      const ManyCase& c = case_info.param;
+      return std::string(dtype_name(c.gate_up)) + "_" + std::string(dtype_name(c.down)) + "_" +
+             std::to_string(c.hidden) + "x" + std::to_string(c.ffn) + "_" +
+             std::to_string(c.n_experts) + "experts";
     });
 
 // The model's shape (hidden 2048, ffn 512, top-10) with many tokens sharing experts, run twice
