@@ -28,6 +28,7 @@
 #include "moe/routing_override.h"
 #include "ops/cuda/attention_cuda.h"
 #include "ops/cuda/cuda_check.cuh"
+#include "ops/cuda/deltanet_chunked_cuda.h"
 #include "ops/cuda/deltanet_cuda.h"
 #include "ops/cuda/device_batch.h"
 #include "ops/cuda/device_memory.h"
@@ -46,6 +47,10 @@ constexpr int64_t kLogitChunk = 16;
 constexpr int64_t kMaxGraphTokens = 8;
 // VRAM kept free beyond the routed experts before the whole model is placed on the GPU.
 constexpr uint64_t kHybridMargin = uint64_t{256} << 20;
+// Batches with a run of at least this many tokens run DeltaNet in the chunked form; the others
+// (decode steps, every graph-captured step) the recurrent kernel.
+constexpr int64_t kChunkedDeltaNetRun = 32;
+static_assert(kChunkedDeltaNetRun > kMaxGraphTokens, "graphs keep the recurrent kernel");
 
 // Waits for `event` by spinning (the per-layer round trip is the hybrid mode's fixed cost).
 void spin_wait(cudaEvent_t event) {
@@ -433,7 +438,14 @@ class CudaDecoder : public LanguageModel {
       matmul_cuda_batch(jobs, 3, xn_, n, matmul_ws_, stream_);
     }
     deltanet_conv_cuda(s, b, layer, mixed_, w.conv, conv_, stream_);
-    deltanet_recurrent_cuda(s, b, layer, conv_, ba_, z_, w.dt_bias, w.a, w.norm, core_, stream_);
+    const bool prefill = std::any_of(plan_.runs.begin(), plan_.runs.end(), [](const BatchRun& r) {
+      return r.count >= kChunkedDeltaNetRun;
+    });
+    if (prefill) {
+      deltanet_chunked_cuda(s, b, layer, conv_, ba_, z_, w.dt_bias, w.a, w.norm, core_, stream_);
+    } else {
+      deltanet_recurrent_cuda(s, b, layer, conv_, ba_, z_, w.dt_bias, w.a, w.norm, core_, stream_);
+    }
     matmul(w.out, core_, n, mix_);
   }
 
