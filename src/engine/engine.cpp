@@ -81,6 +81,9 @@ Engine::Engine(LanguageModel& model, const Tokenizer* tokenizer, const EngineOpt
     slots_.back()->sampler = std::make_unique<Sampler>(SamplingParams{}, vocab_);
   }
   logits_.resize(static_cast<size_t>(options.max_sequences * vocab_));
+  n_top_ = std::min(kTopCandidates, vocab_);
+  top_logits_.resize(static_cast<size_t>(options.max_sequences * n_top_));
+  top_ids_.resize(static_cast<size_t>(options.max_sequences * n_top_));
   admission_order_.reserve(static_cast<size_t>(options.max_sequences));
   logit_slot_.reserve(static_cast<size_t>(options.max_sequences));
   rate_since_ = Clock::now();
@@ -200,7 +203,12 @@ void Engine::run() {
     if (batch_.size() == 0) continue;
     const auto t0 = Clock::now();
     try {
-      model_.forward(batch_, state_ptrs_, logits_.data());
+      top_step_ = batch_can_use_top();
+      if (top_step_) {
+        model_.forward_top(batch_, state_ptrs_, n_top_, top_logits_.data(), top_ids_.data());
+      } else {
+        model_.forward(batch_, state_ptrs_, logits_.data());
+      }
     } catch (const std::exception& e) {
       fail_batch(e.what());
       continue;
@@ -327,6 +335,16 @@ void Engine::build_batch() {
   }
 }
 
+// Whether every sequence sampling in this step can sample from the n_top_ largest logits (no
+// log-probabilities: they are over the whole vocabulary).
+bool Engine::batch_can_use_top() const {
+  for (int32_t index : logit_slot_) {
+    const Slot& slot = *slots_[static_cast<size_t>(index)];
+    if (slot.req.logprobs || !slot.sampler->can_sample_top(n_top_)) return false;
+  }
+  return true;
+}
+
 void Engine::after_forward() {
   const auto now = Clock::now();
   // Prompt progress; sequences whose prompt is complete leave the admission list.
@@ -347,7 +365,11 @@ void Engine::after_forward() {
                                         static_cast<size_t>(vocab_));
     if (slot.generated == 0 && slot.pending < 0) slot.first_token = now;
     slot.pending = -1;
-    const SampledToken sampled = slot.sampler->sample(logits);
+    const auto top = static_cast<size_t>(static_cast<int64_t>(row) * n_top_);
+    const SampledToken sampled =
+        top_step_ ? slot.sampler->sample_top(std::span(top_logits_).subspan(top, n_top_),
+                                             std::span(top_ids_).subspan(top, n_top_))
+                  : slot.sampler->sample(logits);
     EngineEvent event;
     const TokenVerdict verdict = slot.text->push(sampled.id, event.text);
     if (verdict == TokenVerdict::stop_token) {

@@ -89,6 +89,7 @@ class Engine {
   void run();
   bool admit();  // returns false when the thread should exit
   void build_batch();
+  bool batch_can_use_top() const;
   void after_forward();
   void finish(Slot& slot, FinishReason reason, const std::string& error = {});
   void fail_batch(const std::string& error);
@@ -115,6 +116,11 @@ class Engine {
   Batch batch_;
   std::vector<int32_t> logit_slot_;  // [rows] slot of each logits row of the current batch
   std::vector<float> logits_;        // [max_sequences, vocab] f32
+  // Steps whose every sequence can sample from the largest logits get only those (forward_top).
+  int64_t n_top_ = 0;              // candidates per row: min(kTopCandidates, vocab)
+  bool top_step_ = false;          // the current step used forward_top
+  std::vector<float> top_logits_;  // [max_sequences, n_top_] f32
+  std::vector<int32_t> top_ids_;   // [max_sequences, n_top_]
   std::vector<std::pair<float, int32_t>> top_scratch_;
 
   // Counters written by the scheduler thread (and submit), read by counters().

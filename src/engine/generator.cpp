@@ -50,8 +50,20 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
   result.prompt_tokens = static_cast<int64_t>(req.prompt.size());
   Sampler sampler(req.sampling, vocab);
   sampler.add_prompt(req.prompt);
-  std::vector<float> logits(static_cast<size_t>(vocab));  // [vocab] f32
+  // Only the largest logits come back from the model when they are enough for the sampler and
+  // nobody asked to see whole rows.
+  const int64_t n_top = std::min(kTopCandidates, vocab);
+  const bool use_top = !cb.on_logits && sampler.can_sample_top(n_top);
+  std::vector<float> logits(static_cast<size_t>(use_top ? n_top : vocab));  // [vocab or n_top]
+  std::vector<int32_t> top_ids(static_cast<size_t>(use_top ? n_top : 0));   // [n_top]
   SequenceState* states[] = {&state};
+  auto run = [&](const Batch& b) {
+    if (use_top) {
+      model.forward_top(b, states, n_top, logits.data(), top_ids.data());
+    } else {
+      model.forward(b, states, logits.data());
+    }
+  };
 
   // Prefill in chunks; logits only for the very last prompt token.
   const auto t0 = std::chrono::steady_clock::now();
@@ -61,7 +73,7 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
     const size_t end = std::min(req.prompt.size(), begin + static_cast<size_t>(chunk));
     batch.clear();
     batch.add(std::span(req.prompt).subspan(begin, end - begin), 0, end == req.prompt.size());
-    model.forward(batch, states, logits.data());
+    run(batch);
   }
   result.prefill_seconds = seconds_since(t0);
   if (cb.on_prefill_done) cb.on_prefill_done();
@@ -83,7 +95,7 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
       break;
     }
     if (cb.on_logits) cb.on_logits(logits);
-    const int32_t id = sampler.sample(logits).id;
+    const int32_t id = (use_top ? sampler.sample_top(logits, top_ids) : sampler.sample(logits)).id;
     const TokenVerdict verdict = output.push(id, released);
     if (verdict == TokenVerdict::stop_token) {
       result.finish = FinishReason::stop;
@@ -101,7 +113,7 @@ GenerationResult generate(LanguageModel& model, SequenceState& state, const Toke
     batch.clear();
     const int32_t one[] = {id};
     batch.add(one, 0, true);
-    model.forward(batch, states, logits.data());
+    run(batch);
     ++result.fed_tokens;
   }
   output.finish(released);  // held-back text, unless a stop string ended the output

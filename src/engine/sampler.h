@@ -41,6 +41,14 @@ class Sampler {
   void add_prompt(std::span<const int32_t> ids);
   // Picks the next token from logits [vocab] and records it as generated.
   SampledToken sample(std::span<const float> logits);
+  // Whether the n largest logits of a row are enough for sample_top() to pick exactly what
+  // sample() would on the whole row: n >= vocab; or no penalty is active (they move tokens into or
+  // out of the top) and sampling is greedy or keeps top_k in [1, n] tokens.
+  bool can_sample_top(int64_t n) const;
+  // As sample() (same token, logprob and generator draws), from the n largest logits of the row
+  // only: logits [n] largest first, equal values by lower id (ops/cpu/top_k.h), ids [n] their
+  // token ids. Requires can_sample_top(n).
+  SampledToken sample_top(std::span<const float> logits, std::span<const int32_t> ids);
   // The parameters this sampler uses.
   const SamplingParams& params() const { return params_; }
 
@@ -48,6 +56,9 @@ class Sampler {
   static void check(const SamplingParams& params);
   double uniform();
   void apply_penalties(std::vector<float>& logits) const;
+  SampledToken sample_work();
+  SampledToken draw_from_candidates();
+  SampledToken record(SampledToken token);
 
   SamplingParams params_;
   int64_t vocab_;
@@ -55,7 +66,7 @@ class Sampler {
   std::unordered_map<int32_t, int32_t> generated_counts_;  // id -> times generated
   std::unordered_map<int32_t, int32_t> seen_;              // id -> 1 for prompt or generated
   std::vector<float> work_;                                // [vocab] penalised logits
-  std::vector<std::pair<float, int32_t>> candidates_;      // (scaled logit, id)
+  std::vector<std::pair<float, int32_t>> candidates_;      // (scaled logit, id), best first
 };
 
 }  // namespace moerun

@@ -37,12 +37,14 @@
 #include "ops/cuda/moe_experts_cuda.h"
 #include "ops/cuda/norms_cuda.h"
 #include "ops/cuda/router_cuda.h"
+#include "ops/cuda/top_k_cuda.h"
 
 namespace moerun {
 namespace {
 
 // Most rows of logits computed per lm_head pass (bounds the logits buffer).
 constexpr int64_t kLogitChunk = 16;
+static_assert(kTopCandidates <= kMaxTopKCuda);
 // Most tokens of a batch replayed as a CUDA graph (the GEMV range of matmul_cuda).
 constexpr int64_t kMaxGraphTokens = 8;
 // VRAM kept free beyond the routed experts before the whole model is placed on the GPU.
@@ -223,9 +225,41 @@ class CudaDecoder : public LanguageModel {
   }
 
   void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits) override {
+    forward_slices(batch, states, LogitsOut{logits, nullptr, nullptr, 0});
+  }
+
+  // lm_head and top-k on the GPU; only the candidates come back (k beyond what the GPU selects:
+  // full logits and the host's selection).
+  void forward_top(const Batch& batch, std::span<SequenceState* const> states, int64_t k,
+                   float* top_logits, int32_t* top_ids) override {
+    if (k < 1 || k > top_k_) {
+      LanguageModel::forward_top(batch, states, k, top_logits, top_ids);
+      return;
+    }
+    forward_slices(batch, states, LogitsOut{nullptr, top_logits, top_ids, k});
+  }
+
+ private:
+  // Where forward() or forward_top() puts its rows: full logits [rows, vocab], or the k best of
+  // each row (top_logits [rows, k], top_ids [rows, k]) when `logits` is null.
+  struct LogitsOut {
+    float* logits = nullptr;
+    float* top_logits = nullptr;
+    int32_t* top_ids = nullptr;
+    int64_t k = 0;
+    // The same outputs from row `row` on.
+    LogitsOut from(int64_t row, int64_t vocab) const {
+      if (logits != nullptr) return {logits + row * vocab, nullptr, nullptr, 0};
+      return {nullptr, top_logits + row * k, top_ids + row * k, k};
+    }
+  };
+
+  // The batch in slices of at most max_batch_tokens consecutive tokens.
+  void forward_slices(const Batch& batch, std::span<SequenceState* const> states,
+                      const LogitsOut& out) {
     const int64_t n = batch.size();
     if (n <= options_.max_batch_tokens) {
-      forward_chunk(batch, states, logits);
+      forward_chunk(batch, states, out);
       return;
     }
     // Larger batches in slices of consecutive tokens (a sequence's tokens stay in order).
@@ -239,12 +273,11 @@ class CudaDecoder : public LanguageModel {
         slice.sequence.push_back(batch.sequence[t]);
         slice.want_logits.push_back(batch.want_logits[t]);
       }
-      forward_chunk(slice, states, logits + rows * host_.info.vocab);
+      forward_chunk(slice, states, out.from(rows, host_.info.vocab));
       rows += std::count(slice.want_logits.begin(), slice.want_logits.end(), 1);
     }
   }
 
- private:
   // Device buffers of every activation, sized for max_batch_tokens.
   void allocate_activations() {
     const int64_t T = options_.max_batch_tokens;
@@ -299,6 +332,12 @@ class CudaDecoder : public LanguageModel {
     meta_host_ = pinned(layout_.bytes);
     emb_host_ = pinned(static_cast<size_t>(T * hidden) * sizeof(float));
     logits_host_ = pinned(static_cast<size_t>(kLogitChunk * host_.info.vocab) * sizeof(float));
+    top_k_ = std::min(kTopCandidates, host_.info.vocab);
+    const auto top_bytes = static_cast<uint64_t>(kLogitChunk * top_k_) * 8;  // f32 + i32 each
+    top_ = memory_.allocate(top_bytes, GpuUse::workspace, "top logits");
+    top_ws_ = memory_.allocate(top_k_cuda_workspace_bytes(kLogitChunk, host_.info.vocab, top_k_),
+                               GpuUse::workspace, "top-k workspace");
+    top_host_ = pinned(top_bytes);
 
     // Matmul and expert scratch for the largest matrix and batch.
     int64_t max_rows = host_.info.vocab;
@@ -720,16 +759,45 @@ class CudaDecoder : public LanguageModel {
     add_rms_norm_cuda(h_, mix_, gpu_.output_norm, n, hidden, host_.rms_eps, xn_, stream_);
   }
 
-  // Final norm of rows [first, first + count) of the logit rows, lm_head, copy to pinned memory.
-  void output_rows(int64_t first, int64_t count) {
+  // Final norm of rows [first, first + count) of the logit rows, lm_head, copy to pinned memory:
+  // the logits, or (top) only the top_k_ largest of each row with their ids.
+  void output_rows(int64_t first, int64_t count, bool top) {
     const int32_t* rows =
         BatchLayout::at<int32_t>(meta_, layout_.logit_rows) + static_cast<ptrdiff_t>(first);
     rms_norm_rows_cuda(h_, rows, count, gpu_.output_norm, host_.hidden, host_.rms_eps, out_rows_,
                        stream_);
     matmul(gpu_.output, out_rows_, count, logits_);
+    if (top) {
+      auto* values = static_cast<float*>(top_);
+      auto* ids = reinterpret_cast<int32_t*>(values + kLogitChunk * top_k_);
+      top_k_cuda(logits_, count, host_.info.vocab, top_k_, top_ws_, values, ids, stream_);
+      MOERUN_CUDA_CHECK(cudaMemcpyAsync(top_host_.get(), top_,
+                                        static_cast<size_t>(kLogitChunk * top_k_) * 8,
+                                        cudaMemcpyDeviceToHost, stream_));
+      return;
+    }
     MOERUN_CUDA_CHECK(cudaMemcpyAsync(logits_host_.get(), logits_,
                                       static_cast<size_t>(count * host_.info.vocab) * sizeof(float),
                                       cudaMemcpyDeviceToHost, stream_));
+  }
+
+  // Rows [first, first + count) of what output_rows() left in pinned memory (after a sync) into
+  // `out`, whose row 0 is row 0 of the forward pass.
+  void take_rows(const LogitsOut& out, int64_t first, int64_t count) const {
+    const int64_t vocab = host_.info.vocab;
+    if (out.logits != nullptr) {
+      std::memcpy(out.logits + first * vocab, logits_host_.get(),
+                  static_cast<size_t>(count * vocab) * sizeof(float));
+      return;
+    }
+    const auto* values = static_cast<const float*>(top_host_.get());  // [kLogitChunk, top_k_]
+    const auto* ids = reinterpret_cast<const int32_t*>(values + kLogitChunk * top_k_);
+    for (int64_t r = 0; r < count; ++r) {
+      std::memcpy(out.top_logits + (first + r) * out.k, values + r * top_k_,
+                  static_cast<size_t>(out.k) * sizeof(float));
+      std::memcpy(out.top_ids + (first + r) * out.k, ids + r * top_k_,
+                  static_cast<size_t>(out.k) * sizeof(int32_t));
+    }
   }
 
   DeviceBatch device_batch(int64_t n, int64_t runs) const {
@@ -782,7 +850,8 @@ class CudaDecoder : public LanguageModel {
                                       cudaMemcpyHostToDevice, stream_));
   }
 
-  void forward_chunk(const Batch& batch, std::span<SequenceState* const> states, float* logits) {
+  void forward_chunk(const Batch& batch, std::span<SequenceState* const> states,
+                     const LogitsOut& out) {
     plan_.build(batch, states, this, host_.info.vocab);
     const int64_t n = batch.size();
     if (n == 0) return;
@@ -794,46 +863,46 @@ class CudaDecoder : public LanguageModel {
     stage_inputs(batch);
     const DeviceBatch b = device_batch(n, runs);
     const auto n_out = static_cast<int64_t>(plan_.logit_rows.size());
-    const int64_t vocab = host_.info.vocab;
+    const bool top = out.logits == nullptr;
     const bool decode_step = runs == n && n_out == n && n <= kMaxGraphTokens;
     if (hybrid_) {
       run_layers_hybrid(b, options_.graphs && n <= kMaxGraphTokens);
-      if (decode_step) output_rows(0, n);
+      if (decode_step) output_rows(0, n, top);
     } else if (decode_step && options_.graphs) {
-      MOERUN_CUDA_CHECK(cudaGraphLaunch(decode_graph(b), stream_));
+      MOERUN_CUDA_CHECK(cudaGraphLaunch(decode_graph(b, top), stream_));
     } else {
       run_layers(b);
-      if (decode_step) output_rows(0, n);
+      if (decode_step) output_rows(0, n, top);
     }
     if (decode_step) {
       MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      std::memcpy(logits, logits_host_.get(), static_cast<size_t>(n * vocab) * sizeof(float));
+      take_rows(out, 0, n);
     } else {
       for (int64_t first = 0; first < n_out; first += kLogitChunk) {
         const int64_t count = std::min(kLogitChunk, n_out - first);
-        output_rows(first, count);
+        output_rows(first, count, top);
         MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        std::memcpy(logits + first * vocab, logits_host_.get(),
-                    static_cast<size_t>(count * vocab) * sizeof(float));
+        take_rows(out, first, count);
       }
       MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
     for (const BatchRun& run : plan_.runs) run.state->advance(run.count);
   }
 
-  // The decode step for n sequences as a graph, captured on first use.
-  cudaGraphExec_t decode_graph(const DeviceBatch& b) {
-    const auto it = graphs_.find(b.n_tokens);
+  // The decode step for n sequences as a graph (ending with full logits or, top, candidates),
+  // captured on first use.
+  cudaGraphExec_t decode_graph(const DeviceBatch& b, bool top) {
+    const auto it = graphs_.find({b.n_tokens, top});
     if (it != graphs_.end()) return it->second;
     cudaGraph_t graph = nullptr;
     MOERUN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     run_layers(b);
-    output_rows(0, b.n_tokens);
+    output_rows(0, b.n_tokens, top);
     MOERUN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
     cudaGraphExec_t exec = nullptr;
     MOERUN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     MOERUN_CUDA_CHECK(cudaGraphDestroy(graph));
-    graphs_.emplace(b.n_tokens, exec);
+    graphs_.emplace(std::make_pair(b.n_tokens, top), exec);
     return exec;
   }
 
@@ -846,7 +915,7 @@ class CudaDecoder : public LanguageModel {
   cudaStream_t stream_ = nullptr;
   CudaMatmulWorkspace matmul_ws_;
   MoeCudaWorkspace experts_ws_;
-  std::map<int64_t, cudaGraphExec_t> graphs_;  // decode graphs by batch size
+  std::map<std::pair<int64_t, bool>, cudaGraphExec_t> graphs_;  // decode graphs by (size, top)
   // Hybrid mode.
   bool hybrid_ = false;
   RoutingHooks hooks_;  // benchmark routing and observers (applied on the host's copy)
@@ -907,6 +976,12 @@ class CudaDecoder : public LanguageModel {
   std::unique_ptr<void, PinnedFree> xn_host_;        // [T, hidden] the experts' input
   std::unique_ptr<void, PinnedFree> cpu_out_host_;   // [T, hidden] the CPU experts' sum
   std::unique_ptr<void, PinnedFree> pred_ids_host_;  // [T, top_k] predicted next-layer ids
+
+  // forward_top(): the candidates selected on the GPU.
+  int64_t top_k_ = 0;                           // candidates per row
+  void* top_ = nullptr;                         // [kLogitChunk, top_k_] f32, then the same i32
+  void* top_ws_ = nullptr;                      // top_k_cuda's workspace for kLogitChunk rows
+  std::unique_ptr<void, PinnedFree> top_host_;  // top_ in pinned host memory
 };
 
 }  // namespace

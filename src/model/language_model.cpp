@@ -1,9 +1,12 @@
 #include "model/language_model.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "io/gguf_file.h"
 #include "model/qwen3_moe.h"
 #include "model/qwen3_next.h"
+#include "ops/cpu/top_k.h"
 #if MOERUN_CUDA
 #include "model/cuda_decoder.h"
 #endif
@@ -16,6 +19,18 @@ void Batch::add(std::span<const int32_t> ids, int32_t seq, bool logits_for_last)
     sequence.push_back(seq);
     want_logits.push_back(logits_for_last && i + 1 == ids.size() ? 1 : 0);
   }
+}
+
+void LanguageModel::forward_top(const Batch& batch, std::span<SequenceState* const> states,
+                                int64_t k, float* top_logits, int32_t* top_ids) {
+  const int64_t vocab = info().vocab;
+  if (k < 1 || k > vocab) fail("forward_top: k must be in [1, {}] (got {})", vocab, k);
+  const auto rows = static_cast<int64_t>(std::count_if(
+      batch.want_logits.begin(), batch.want_logits.end(), [](uint8_t w) { return w != 0; }));
+  const auto size = static_cast<size_t>(rows * vocab);
+  if (top_scratch_.size() < size) top_scratch_.resize(size);
+  forward(batch, states, top_scratch_.data());
+  top_k_rows(top_scratch_.data(), rows, vocab, k, top_logits, top_ids);
 }
 
 std::unique_ptr<LanguageModel> load_language_model(const GgufFile& file,

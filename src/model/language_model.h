@@ -73,6 +73,10 @@ struct GpuMemoryUse {
   std::vector<std::pair<std::string, uint64_t>> categories;  // (name, bytes)
 };
 
+// Candidates per row that sampling asks forward_top() for (models on the GPU select this many per
+// row there and copy only them back).
+constexpr int64_t kTopCandidates = 64;
+
 // A loaded model. forward() is not thread-safe: one engine thread drives it.
 class LanguageModel {
  public:
@@ -86,6 +90,13 @@ class LanguageModel {
   // exceed its capacity or a token id is out of range.
   virtual void forward(const Batch& batch, std::span<SequenceState* const> states,
                        float* logits) = 0;
+  // As forward(), but writes only the k largest logits of each wanted row (1 <= k <= vocab):
+  // top_logits [n_wanted, k] f32, largest first, equal values by lower id (top_k_rows' order, so
+  // the first is forward()'s argmax), and their ids top_ids [n_wanted, k] i32. The default runs
+  // forward() and selects on the host; a GPU model selects on the GPU (fastest for
+  // k <= kTopCandidates) and copies only the candidates back.
+  virtual void forward_top(const Batch& batch, std::span<SequenceState* const> states, int64_t k,
+                           float* top_logits, int32_t* top_ids);
   // Per-stage wall time of forward() (disabled until enabled), or null when not measured.
   virtual StageClock* stage_clock() { return nullptr; }
   // Routed-expert counters of the model's dispatcher, or null when it keeps none.
@@ -95,6 +106,9 @@ class LanguageModel {
   virtual std::optional<GpuMemoryUse> gpu_memory() const { return std::nullopt; }
   // Where the model's parts live (one line, e.g. the GPU plan), for the user.
   virtual std::string describe_placement() const { return "everything on the CPU"; }
+
+ private:
+  std::vector<float> top_scratch_;  // [n_wanted, vocab] full logits of the default forward_top
 };
 
 // How a model uses the GPU: a VRAM budget and the batch and context sizes to plan it for.

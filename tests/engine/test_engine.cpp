@@ -3,6 +3,7 @@
 // timeouts, invalid requests, log-probabilities and shutdown.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -338,6 +339,94 @@ TEST(Engine, SixteenSeededRequestsOnARealModelEqualTheirSoloRuns) {
   model.reset();
   file.reset();
   std::filesystem::remove(path);
+}
+
+// A vocabulary wider than kTopCandidates; counts both forward paths (the engine's thread).
+class WideModel : public LanguageModel {
+ public:
+  static constexpr int64_t kWide = 700;
+  WideModel() {
+    info_.vocab = kWide;
+    info_.context_length = 1 << 20;
+  }
+  const ModelInfo& info() const override { return info_; }
+  std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const override {
+    return std::make_unique<FakeState>(max_tokens);
+  }
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits) override {
+    int64_t row = 0;
+    for (int64_t i = 0; i < batch.size(); ++i) {
+      auto* s = static_cast<FakeState*>(states[static_cast<size_t>(batch.sequence[i])]);
+      const int64_t pos = s->pos_++;
+      if (!batch.want_logits[i]) continue;
+      for (int64_t j = 0; j < kWide; ++j) {
+        logits[row * kWide + j] = std::round(8.0f * fake_logit(pos, batch.tokens[i], j)) / 8;
+      }
+      ++row;
+    }
+    ++full_steps;
+  }
+  void forward_top(const Batch& batch, std::span<SequenceState* const> states, int64_t k,
+                   float* top_logits, int32_t* top_ids) override {
+    ++top_steps;
+    LanguageModel::forward_top(batch, states, k, top_logits, top_ids);
+  }
+  ModelInfo info_;
+  std::atomic<int> full_steps{0}, top_steps{0};
+};
+
+// Steps whose sequences all sample within top_k (no logprobs, no penalties) take only candidates;
+// any other sequence in the step makes it take whole rows. Tokens equal the generator's from
+// whole rows either way.
+TEST(Engine, CandidateStepsGiveTheSameTokensAsWholeRows) {
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 4; ++i) {
+    EngineRequest r;
+    for (int j = 0; j < 4 + i; ++j) r.prompt.push_back(static_cast<int32_t>((j * 31 + i) % 700));
+    r.sampling.temperature = 0.8f;
+    r.sampling.top_k = 20;
+    r.sampling.seed = 50 + static_cast<uint64_t>(i);
+    r.max_tokens = 10;
+    reqs.push_back(r);
+  }
+  auto solo_wide = [](const EngineRequest& r) {
+    WideModel model;
+    auto state = model.new_sequence(1 << 10);
+    GenerationRequest g;
+    g.prompt = r.prompt;
+    g.sampling = r.sampling;
+    g.max_tokens = r.max_tokens;
+    GenerationCallbacks cb;
+    cb.on_logits = [](std::span<const float>) {};  // whole rows
+    return generate(model, *state, nullptr, g, cb).tokens;
+  };
+  EngineOptions options;
+  options.context = 256;
+  options.max_sequences = 4;
+  {
+    WideModel model;
+    Engine engine(model, nullptr, options);
+    std::vector<std::shared_ptr<RequestHandle>> handles;
+    for (const EngineRequest& r : reqs) handles.push_back(engine.submit(r).handle);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(collect(*handles[i]).tokens, solo_wide(reqs[i])) << i;
+    }
+    EXPECT_GT(model.top_steps.load(), 0);
+    EXPECT_EQ(model.full_steps.load(), model.top_steps.load());  // every step through forward_top
+  }
+  // One request with logprobs and one without top_k: those steps take whole rows.
+  reqs[1].logprobs = true;
+  reqs[2].sampling.top_k = 0;
+  {
+    WideModel model;
+    Engine engine(model, nullptr, options);
+    std::vector<std::shared_ptr<RequestHandle>> handles;
+    for (const EngineRequest& r : reqs) handles.push_back(engine.submit(r).handle);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(collect(*handles[i]).tokens, solo_wide(reqs[i])) << i;
+    }
+    EXPECT_GT(model.full_steps.load(), model.top_steps.load());
+  }
 }
 
 }  // namespace

@@ -171,5 +171,65 @@ TEST(Generator, LogitsCallbackSeesEveryStep) {
   EXPECT_EQ(rows, 6);
 }
 
+// A vocabulary wider than kTopCandidates, with many exact ties; counts both forward paths.
+class WideModel : public LanguageModel {
+ public:
+  static constexpr int64_t kWide = 1000;
+  WideModel() { info_.vocab = kWide; }
+  const ModelInfo& info() const override { return info_; }
+  std::unique_ptr<SequenceState> new_sequence(int64_t max_tokens) const override {
+    return std::make_unique<FakeState>(max_tokens);
+  }
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits) override {
+    ++full_calls;
+    int64_t row = 0;
+    for (int64_t i = 0; i < batch.size(); ++i) {
+      auto* s = static_cast<FakeState*>(states[static_cast<size_t>(batch.sequence[i])]);
+      const int64_t pos = s->pos_++;
+      if (!batch.want_logits[i]) continue;
+      for (int64_t j = 0; j < kWide; ++j) {
+        // Rounded to 1/8: ties among the candidates and at the cut.
+        logits[row * kWide + j] = std::round(8.0f * 2.0f * fake_logit(pos, batch.tokens[i], j)) / 8;
+      }
+      ++row;
+    }
+  }
+  void forward_top(const Batch& batch, std::span<SequenceState* const> states, int64_t k,
+                   float* top_logits, int32_t* top_ids) override {
+    ++top_calls;
+    LanguageModel::forward_top(batch, states, k, top_logits, top_ids);
+  }
+  ModelInfo info_;
+  int full_calls = 0;
+  int top_calls = 0;
+};
+
+// Sampling from the candidates of forward_top gives the same tokens as from whole rows (the
+// logits callback forces whole rows), greedy and sampled with top_k, and only when they suffice.
+TEST(Generator, CandidatesGiveTheSameTokensAsWholeRows) {
+  for (const float temperature : {0.0f, 0.8f, 1.5f}) {
+    for (const int32_t top_k : {1, 7, 64, 0}) {
+      GenerationRequest r = greedy_request(40);
+      r.sampling.temperature = temperature;
+      r.sampling.top_k = top_k;
+      r.sampling.top_p = 0.9f;
+      r.sampling.seed = 1234;
+      r.prefill_chunk = 3;
+      WideModel a, b;
+      auto sa = a.new_sequence(100), sb = b.new_sequence(100);
+      const GenerationResult ra = generate(a, *sa, nullptr, r, {});
+      GenerationCallbacks cb;
+      cb.on_logits = [](std::span<const float>) {};
+      const GenerationResult rb = generate(b, *sb, nullptr, r, cb);
+      EXPECT_EQ(ra.tokens, rb.tokens) << temperature << " " << top_k;
+      EXPECT_EQ(ra.tokens.size(), 40u);
+      const bool top = temperature == 0.0f || top_k > 0;
+      EXPECT_EQ(a.top_calls > 0, top) << temperature << " " << top_k;
+      EXPECT_EQ(a.full_calls, top ? a.top_calls : a.full_calls);  // forward_top runs forward
+      EXPECT_EQ(b.top_calls, 0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moerun

@@ -1,12 +1,16 @@
-// Sampler: greedy, determinism by seed, the top-k/top-p/min-p cuts, penalties and bad parameters.
+// Sampler: greedy, determinism by seed, the top-k/top-p/min-p cuts, penalties, bad parameters, and
+// sampling from the largest logits only (sample_top) against sampling from the whole row.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "core/error.h"
 #include "engine/sampler.h"
+#include "ops/cpu/top_k.h"
 
 namespace moerun {
 namespace {
@@ -146,6 +150,133 @@ TEST(Sampler, RejectsBadParameters) {
   p = SamplingParams{};
   p.repetition_penalty = 0;
   EXPECT_THROW(Sampler(p, 10), Error);
+}
+
+}  // namespace
+}  // namespace moerun
+
+namespace moerun {
+namespace {
+
+// A row of `vocab` logits: normal values, or few levels (exact ties), with some -inf.
+std::vector<float> random_row(int64_t vocab, std::mt19937_64& rng, bool ties) {
+  std::normal_distribution<float> normal(0.0f, 2.5f);
+  std::vector<float> row(static_cast<size_t>(vocab));
+  for (float& v : row) {
+    v = ties ? 0.25f * static_cast<float>(static_cast<int>(rng() % 9)) : normal(rng);
+    if (rng() % 16 == 0) v = -INFINITY;
+  }
+  return row;
+}
+
+TEST(Sampler, SampleTopEqualsSampleWhenCandidatesSuffice) {
+  std::mt19937_64 rng(42);
+  const int64_t n = 64;
+  int checked = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const int64_t vocab = trial % 3 == 0 ? 65 : 1000 + trial;
+    SamplingParams p;
+    const float temps[] = {0.0f, 0.2f, 0.7f, 1.0f, 1.7f};
+    const int32_t ks[] = {1, 2, 5, 20, 40, 64};
+    const float tops[] = {1.0f, 0.95f, 0.8f, 0.3f};
+    const float mins[] = {0.0f, 0.02f, 0.3f};
+    p.temperature = temps[rng() % 5];
+    p.top_k = ks[rng() % 6];
+    p.top_p = tops[rng() % 4];
+    p.min_p = mins[rng() % 3];
+    p.seed = rng();
+    Sampler full(p, vocab), top(p, vocab);
+    ASSERT_TRUE(top.can_sample_top(n));
+    const std::vector<int32_t> prompt = {1, 2, 3};
+    full.add_prompt(prompt);
+    top.add_prompt(prompt);
+    std::vector<float> values(static_cast<size_t>(n));
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int step = 0; step < 12; ++step) {
+      const std::vector<float> row = random_row(vocab, rng, trial % 2 == 1);
+      top_k_rows(row.data(), 1, vocab, n, values.data(), ids.data());
+      const SampledToken a = full.sample(row);
+      const SampledToken b = top.sample_top(values, ids);
+      ASSERT_EQ(a.id, b.id) << "trial " << trial << " step " << step;
+      ASSERT_EQ(a.logprob, b.logprob) << "trial " << trial << " step " << step;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 400 * 12);
+}
+
+TEST(Sampler, CandidatesDoNotSufficeWithPenaltiesOrWithoutTopK) {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  EXPECT_TRUE(Sampler(p, 1000).can_sample_top(64));
+  p.temperature = 0.7f;
+  p.top_k = 64;
+  EXPECT_TRUE(Sampler(p, 1000).can_sample_top(64));
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(63));
+  p.top_k = 0;  // off: every token within 30 nats of the best
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(64));
+  EXPECT_TRUE(Sampler(p, 64).can_sample_top(64));  // the whole vocabulary
+  p.top_k = 20;
+  p.repetition_penalty = 1.1f;
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(64));
+  p.temperature = 0.0f;  // greedy too: a penalised token can fall below one outside the top
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(64));
+  p.repetition_penalty = 1.0f;
+  p.presence_penalty = 0.5f;
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(64));
+  p.presence_penalty = 0.0f;
+  p.frequency_penalty = -0.5f;
+  EXPECT_FALSE(Sampler(p, 1000).can_sample_top(64));
+}
+
+// With every token among the candidates (small vocabularies), penalties and top_k off work too.
+TEST(Sampler, SampleTopOfTheWholeRowEqualsSample) {
+  std::mt19937_64 rng(7);
+  const int64_t vocab = 50;
+  SamplingParams p;
+  p.temperature = 0.9f;
+  p.top_k = 0;
+  p.top_p = 0.9f;
+  p.repetition_penalty = 1.3f;
+  p.presence_penalty = 0.4f;
+  p.frequency_penalty = 0.2f;
+  p.seed = 99;
+  Sampler full(p, vocab), top(p, vocab);
+  ASSERT_TRUE(top.can_sample_top(vocab));
+  full.add_prompt(std::vector<int32_t>{4, 5, 6});
+  top.add_prompt(std::vector<int32_t>{4, 5, 6});
+  std::vector<float> values(static_cast<size_t>(vocab));
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  for (int step = 0; step < 50; ++step) {
+    const std::vector<float> row = random_row(vocab, rng, step % 2 == 0);
+    top_k_rows(row.data(), 1, vocab, vocab, values.data(), ids.data());
+    const SampledToken a = full.sample(row);
+    const SampledToken b = top.sample_top(values, ids);
+    ASSERT_EQ(a.id, b.id) << step;
+    ASSERT_EQ(a.logprob, b.logprob) << step;
+  }
+}
+
+// top_k_rows against a full sort in ranks_before's order.
+TEST(TopKRows, MatchesAFullSort) {
+  std::mt19937_64 rng(3);
+  for (const int64_t cols : {1, 7, 64, 1000}) {
+    for (const int64_t k : {1, 5, 64}) {
+      if (k > cols) continue;
+      const std::vector<float> row = random_row(cols, rng, cols % 2 == 0);
+      std::vector<int32_t> order(static_cast<size_t>(cols));
+      for (int32_t i = 0; i < cols; ++i) order[static_cast<size_t>(i)] = i;
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        return ranks_before(row[static_cast<size_t>(a)], a, row[static_cast<size_t>(b)], b);
+      });
+      std::vector<float> values(static_cast<size_t>(k));
+      std::vector<int32_t> ids(static_cast<size_t>(k));
+      top_k_rows(row.data(), 1, cols, k, values.data(), ids.data());
+      for (int64_t j = 0; j < k; ++j) {
+        ASSERT_EQ(ids[static_cast<size_t>(j)], order[static_cast<size_t>(j)]) << cols << " " << k;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "fixture_check.h"
 #include "moe/expert_stats.h"
+#include "ops/cpu/top_k.h"
 #include "tiny_models.h"
 
 namespace moerun {
@@ -282,6 +283,46 @@ TEST(CudaModel, DecodeGraphsReplayExactly) {
     with->gpu->forward(step, sa, la.data());
     without->gpu->forward(step, sb, lb.data());
     ASSERT_EQ(la, lb) << "step " << t;
+  }
+}
+
+// forward_top on the GPU (lm_head and top-k there, only candidates copied back) gives the top of
+// forward()'s logits exactly: a prefill batch of three sequences, then decode steps (graphs) with
+// k = 64, 20, 1 and 97 (the whole vocabulary: beyond the GPU's candidates, selected on the host).
+TEST(CudaModel, ForwardTopIsTheTopOfTheLogits) {
+  REQUIRE_GPU();
+  auto full = load_both(DType::Q8_0, "cuda_top_full", true);
+  auto top = load_both(DType::Q8_0, "cuda_top_top", true);
+  const int64_t V = full->gpu->info().vocab;
+  const std::vector<std::vector<int32_t>> prompts = {
+      {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26}, {5, 8, 13, 21, 34}, {42}};
+  std::vector<std::unique_ptr<SequenceState>> fs, ts;
+  std::vector<SequenceState*> fp, tp;
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    fs.push_back(full->gpu->new_sequence(64));
+    ts.push_back(top->gpu->new_sequence(64));
+    fp.push_back(fs.back().get());
+    tp.push_back(ts.back().get());
+  }
+  Batch b;
+  for (size_t s = 0; s < prompts.size(); ++s) b.add(prompts[s], static_cast<int32_t>(s), true);
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  std::vector<float> logits(static_cast<size_t>(rows * V));
+  const int64_t ks[] = {64, 20, 1, 97, 64, 64};
+  for (int step = 0; step < 6; ++step) {
+    const int64_t k = ks[step];
+    std::vector<float> want_v(static_cast<size_t>(rows * k)), got_v(want_v.size());
+    std::vector<int32_t> want_i(want_v.size()), got_i(want_v.size());
+    full->gpu->forward(b, fp, logits.data());
+    top->gpu->forward_top(b, tp, k, got_v.data(), got_i.data());
+    top_k_rows(logits.data(), rows, V, k, want_v.data(), want_i.data());
+    ASSERT_EQ(got_i, want_i) << "step " << step << " k " << k;
+    ASSERT_EQ(got_v, want_v) << "step " << step << " k " << k;
+    b.clear();
+    for (int64_t s = 0; s < rows; ++s) {
+      const int32_t next = want_i[static_cast<size_t>(s * k)];
+      b.add(std::span<const int32_t>(&next, 1), static_cast<int32_t>(s), true);
+    }
   }
 }
 
