@@ -134,10 +134,10 @@ __m512i spread_qwords(int base) {
   return _mm512_load_si512(idx);
 }
 
-// Per token: isum = madd(sum of maddubs(v[0..1], x), s[0]) + madd(sum of maddubs(v[2..3]), s[1])
-// (one scale vector when kOneScale: all four products share it), then acc += isum * d * dx minus
-// mins . fsums. The weights v are ordered so that word k of every v[i] has the same scale.
-template <int NT, bool kOneScale>
+// Per token (Q6_K): isum = madd(sum of maddubs(v[0..1], x), s[0]) + madd(sum of maddubs(v[2..3]),
+// s[1]), then acc += isum * d * dx minus mins . fsums. The weights v are ordered so that word k of
+// every v[i] has the same scale.
+template <int NT>
 [[gnu::always_inline]] inline void k_block_tokens(const __m512i* v, const __m512i* s, __m512 d,
                                                   __m512 mins, const KernelArgs& a, int64_t t0,
                                                   int64_t b, __m512* acc) {
@@ -149,12 +149,7 @@ template <int NT, bool kOneScale>
                                          _mm512_maddubs_epi16(v[1], load512(x + 64)));
     const __m512i p23 = _mm512_add_epi16(_mm512_maddubs_epi16(v[2], load512(x + 128)),
                                          _mm512_maddubs_epi16(v[3], load512(x + 192)));
-    __m512i i;
-    if constexpr (kOneScale) {
-      i = _mm512_madd_epi16(_mm512_add_epi16(p01, p23), s[0]);
-    } else {
-      i = _mm512_dpwssd_epi32(_mm512_madd_epi16(p01, s[0]), p23, s[1]);
-    }
+    const __m512i i = _mm512_dpwssd_epi32(_mm512_madd_epi16(p01, s[0]), p23, s[1]);
     const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(xq.d[xt * xq.d_stride + b]));
     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), dd, acc[t]);
     acc[t] =
@@ -162,10 +157,33 @@ template <int NT, bool kOneScale>
   }
 }
 
+// Per token: isum = vpdpbusd of the four unsigned weight vectors v with the token's quants (dword
+// lanes 2s, 2s+1 belong to sub-block s in the k_perm order), then acc += isum * dsc * dx minus
+// mins . fsums (dsc: d * scale of each lane's sub-block).
+template <int NT>
+[[gnu::always_inline]] inline void k_block_tokens_vnni(const __m512i* v, __m512 dsc, __m512 mins,
+                                                       const KernelArgs& a, int64_t t0, int64_t b,
+                                                       __m512* acc) {
+  const QuantizedActivations xq = a.xq;  // a copy: stores to acc cannot alias it
+  for (int t = 0; t < NT; ++t) {
+    const int64_t xt = t0 + t;
+    const int8_t* x = xq.q + xt * xq.q_stride + 256 * b;
+    __m512i i = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], load512(x));
+    i = _mm512_dpbusd_epi32(i, v[1], load512(x + 64));
+    i = _mm512_dpbusd_epi32(i, v[2], load512(x + 128));
+    i = _mm512_dpbusd_epi32(i, v[3], load512(x + 192));
+    const __m512 f =
+        _mm512_mul_ps(_mm512_cvtepi32_ps(i), _mm512_set1_ps(xq.d[xt * xq.d_stride + b]));
+    acc[t] = _mm512_fmadd_ps(f, dsc, acc[t]);
+    acc[t] =
+        _mm512_fnmadd_ps(mins, _mm512_loadu_ps(xq.fsums + xt * xq.aux_stride + 16 * b), acc[t]);
+  }
+}
+
 // Q4_K / Q5_K: 64 bytes of quants give sub-blocks [0|2] (low nibbles) and [1|3] (high), the next
 // 64 [4|6] and [5|7]; two qword permutes and a lane shuffle per pair regroup them so that qword s
-// of every vector belongs to sub-block s (the k_perm activation order). The four products of a
-// token then add up in 16 bits (|sum| <= 4 * 2 * 31 * 127 < 2^15) under one scale vector.
+// of every vector belongs to sub-block s (the k_perm activation order). The four vpdpbusd of a
+// token then add up in one int32 vector whose lanes each belong to one sub-block.
 template <bool kFifthBit>
 struct DotQ45_K {
   using Block = std::conditional_t<kFifthBit, BlockQ5_K, BlockQ4_K>;
@@ -178,17 +196,16 @@ struct DotQ45_K {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i idx_a = _mm512_setr_epi64(0, 8, 4, 12, 1, 9, 5, 13);
     const __m512i idx_b = _mm512_setr_epi64(2, 10, 6, 14, 3, 11, 7, 15);
-    const __m512i spread = spread_qwords(0);
     for (int64_t b = 0; b < nb; ++b) {
       const Block& k = blk[b];
       const __m128i sm = unpack_scales_k4(k.scales);
-      const __m512i s[1] = {
-          _mm512_permutexvar_epi16(spread, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm)))};
-      // Mins per 16 quants: m0 m0 m1 m1 ... m7 m7, times dmin.
+      // Scales per dword lane: sc0 sc0 sc1 sc1 ... sc7 sc7, times d; mins per 16 quants likewise.
+      const __m512i s16 = _mm512_cvtepu8_epi32(
+          _mm_shuffle_epi8(sm, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
+      const __m512 dsc = _mm512_mul_ps(_mm512_cvtepi32_ps(s16), _mm512_set1_ps(_cvtsh_ss(k.d)));
       const __m512i m16 = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(
           sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
       const __m512 mins = _mm512_mul_ps(_mm512_cvtepi32_ps(m16), _mm512_set1_ps(_cvtsh_ss(k.dmin)));
-      const __m512 d = _mm512_set1_ps(_cvtsh_ss(k.d));
       const __m512i q0 = load512(k.qs), q1 = load512(k.qs + 64);
       __m512i w[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4),
                       _mm512_and_si512(q1, m4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
@@ -212,7 +229,7 @@ struct DotQ45_K {
       const __m512i y1 = _mm512_permutex2var_epi64(w[2], idx_b, w[3]);
       const __m512i v[4] = {_mm512_shuffle_i64x2(x0, x1, 0x44), _mm512_shuffle_i64x2(x0, x1, 0xee),
                             _mm512_shuffle_i64x2(y0, y1, 0x44), _mm512_shuffle_i64x2(y0, y1, 0xee)};
-      k_block_tokens<NT, true>(v, s, d, mins, a, t0, b, acc);
+      k_block_tokens_vnni<NT>(v, dsc, mins, a, t0, b, acc);
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
   }
@@ -257,7 +274,7 @@ struct DotQ6_K {
       const __m512i v[4] = {
           _mm512_permutex2var_epi64(w[0], even, w[1]), _mm512_permutex2var_epi64(w[0], odd, w[1]),
           _mm512_permutex2var_epi64(w[2], even, w[3]), _mm512_permutex2var_epi64(w[2], odd, w[3])};
-      k_block_tokens<NT, false>(v, s, _mm512_set1_ps(d), corr, a, t0, b, acc);
+      k_block_tokens<NT>(v, s, _mm512_set1_ps(d), corr, a, t0, b, acc);
     }
     for (int t = 0; t < NT; ++t) out[t] = acc[t];
   }
