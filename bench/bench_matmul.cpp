@@ -111,15 +111,16 @@ void BM_matmul(benchmark::State& state, DType type, int64_t rows, int64_t cols) 
 
 // One MoE layer's routed experts in one matmul_batch call: 10 experts, each gate and up
 // [512 x 2048] on the shared input and down [2048 x 512] on its own input: 30 jobs, cycling
-// through distinct experts of the arena so that weights come from DRAM.
-void BM_matmul_batch(benchmark::State& state, DType type) {
+// through distinct experts of the arena so that weights come from DRAM; with `hot`, all 10 use one
+// expert's weights (from cache: the kernels' compute rate without the DRAM limit).
+void BM_matmul_batch(benchmark::State& state, DType type, bool hot) {
   constexpr int kExperts = 10;
   constexpr int64_t kHidden = 2048, kInter = 512;
   const int64_t n_tokens = state.range(0);
   fill_arena(type, kFillCols);
   const int64_t proj_bytes = kInter * row_bytes(type, kHidden);  // gate, up and down alike
   const int64_t expert_bytes = 3 * proj_bytes;
-  const int64_t n_arena_experts = static_cast<int64_t>(g_arena_bytes) / expert_bytes;
+  const int64_t n_arena_experts = hot ? 1 : static_cast<int64_t>(g_arena_bytes) / expert_bytes;
   std::vector<float> x(static_cast<size_t>(n_tokens * kHidden), 0.5f);  // [n_tokens, 2048]
   std::vector<float> x_down(static_cast<size_t>(kExperts * n_tokens * kInter), 0.25f);
   std::vector<float> y(static_cast<size_t>(kExperts * 3 * n_tokens * kHidden));
@@ -253,10 +254,20 @@ int main(int argc, char** argv) {
   }
   for (const auto& [type, name] : formats) {
     benchmark::RegisterBenchmark((std::string("batch/") + name + "/10experts").c_str(),
-                                 BM_matmul_batch, type)
+                                 BM_matmul_batch, type, false)
         ->ArgName("tokens")
         ->Arg(1)
         ->Arg(8)
+        ->MinTime(0.3)
+        ->UseRealTime();
+  }
+  for (const auto& [type, name] : formats) {
+    benchmark::RegisterBenchmark((std::string("hot/") + name + "/10experts").c_str(),
+                                 BM_matmul_batch, type, true)
+        ->ArgName("tokens")
+        ->Arg(1)
+        ->Arg(8)
+        ->Arg(32)
         ->MinTime(0.3)
         ->UseRealTime();
   }
