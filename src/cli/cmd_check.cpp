@@ -103,7 +103,9 @@ GpuSummary check_gpus(const Out& out, json& report) {
   return s;
 }
 
-// Times one-token matmuls over the model's routed experts (up to 2 GiB of them).
+// Times one-token matmuls over the model's routed experts (up to 2 GiB of them), 30 matrices per
+// matmul_batch call as the expert dispatcher issues a layer's gate, up and down (one matmul call
+// per small matrix would measure the thread pool's dispatch more than the kernels).
 void time_model_experts(const GgufFile& file, ThreadPool& pool, const Out& out, json& report) {
   std::vector<WeightMatrix> experts;  // one [ffn, hidden] or [hidden, ffn] matrix per expert
   int64_t bytes = 0;
@@ -130,11 +132,20 @@ void time_model_experts(const GgufFile& file, ThreadPool& pool, const Out& out, 
             experts.size(), static_cast<double>(bytes) / 1e9);
   if (experts.empty()) return;
   std::vector<float> x(static_cast<size_t>(max_cols), 0.5f);  // [cols] f32
-  std::vector<float> y(static_cast<size_t>(max_rows));        // [rows] f32
+  constexpr size_t kJobsPerCall = 30;
+  std::vector<float> y(kJobsPerCall * static_cast<size_t>(max_rows));  // [30, rows] f32
+  std::vector<MatmulJob> jobs;
+  MatmulWorkspace ws;
   double best = 0.0;
   for (int rep = 0; rep < 3; ++rep) {
     const auto start = std::chrono::steady_clock::now();
-    for (const WeightMatrix& w : experts) matmul(w, x.data(), 1, y.data(), &pool);
+    for (size_t first = 0; first < experts.size(); first += kJobsPerCall) {
+      jobs.clear();
+      for (size_t i = first; i < std::min(experts.size(), first + kJobsPerCall); ++i) {
+        jobs.push_back({experts[i], x.data(), 1, y.data() + (i - first) * max_rows});
+      }
+      matmul_batch(jobs, &pool, ws);
+    }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, static_cast<double>(bytes) / secs);

@@ -29,16 +29,17 @@ WeightMatrix expert_view(const Tensor& stacked, int64_t expert) {
 }  // namespace
 
 struct CpuMoeDispatcher::Scratch {
-  std::vector<int32_t> counts;    // [n_experts] assignments per expert
-  std::vector<int32_t> offsets;   // [n_experts] first grouped row of each expert
-  std::vector<int32_t> used;      // experts with at least one token, ascending
-  std::vector<int32_t> slot_row;  // [n, top_k] grouped row of each assignment
-  std::vector<float> xg;          // [assignments, hidden] inputs grouped by expert
-  std::vector<float> gate;        // [assignments, ffn] silu(gate) * up after phase 1
-  std::vector<float> up;          // [assignments, ffn]
-  std::vector<float> down;        // [assignments, hidden]
-  std::vector<MatmulJob> jobs;    // gate and up jobs, then down jobs
-  MatmulWorkspace workspace;      // matmul_batch scratch
+  std::vector<int32_t> counts;     // [n_experts] assignments per expert
+  std::vector<int32_t> offsets;    // [n_experts] first grouped row of each expert
+  std::vector<int32_t> used;       // experts with at least one token, ascending
+  std::vector<int32_t> slot_row;   // [n, top_k] grouped row of each assignment
+  std::vector<int32_t> row_token;  // [assignments] token of each grouped row
+  std::vector<float> xg;           // [assignments, hidden] inputs grouped by expert
+  std::vector<float> gate;         // [assignments, ffn] silu(gate) * up after phase 1
+  std::vector<float> up;           // [assignments, ffn]
+  std::vector<float> down;         // [assignments, hidden]
+  std::vector<MatmulJob> jobs;     // gate and up jobs, then down jobs
+  MatmulWorkspace workspace;       // matmul_batch scratch
 };
 
 CpuMoeDispatcher::CpuMoeDispatcher(std::vector<LayerExperts> layers, ThreadPool& pool)
@@ -96,6 +97,7 @@ void CpuMoeDispatcher::run_masked(int64_t layer, const float* x, int64_t n_token
     if (counts[e] > 0) s.used.push_back(static_cast<int32_t>(e));
   }
   int32_t* slot_row = grow(s.slot_row, static_cast<size_t>(n_assign));
+  int32_t* row_token = grow(s.row_token, static_cast<size_t>(n_assign));
   float* xg = grow(s.xg, static_cast<size_t>(n_assign * hidden));
   std::fill(counts, counts + n_experts, 0);  // reused as fill cursors
   for (int64_t i = 0; i < n_assign; ++i) {
@@ -106,6 +108,7 @@ void CpuMoeDispatcher::run_masked(int64_t layer, const float* x, int64_t n_token
     const int32_t e = ids[i];
     const int32_t row = offsets[e] + counts[e]++;
     slot_row[i] = row;
+    row_token[row] = static_cast<int32_t>(i / top_k);
     std::copy(x + (i / top_k) * hidden, x + (i / top_k + 1) * hidden, xg + row * hidden);
   }
   if (s.used.empty()) return;
@@ -114,10 +117,12 @@ void CpuMoeDispatcher::run_masked(int64_t layer, const float* x, int64_t n_token
   float* down = grow(s.down, static_cast<size_t>(n_assign * hidden));
 
   // Phase 1: gate and up of every used expert in one matmul_batch (each expert's rows quantized
-  // once for both), then silu(gate) * up.
+  // once for both), then silu(gate) * up. An expert with one token reads that token's row of x, so
+  // experts sharing a token (every expert at decode) share one quantized input.
   s.jobs.clear();
   for (int32_t e : s.used) {
-    const float* xe = xg + static_cast<int64_t>(offsets[e]) * hidden;
+    const float* xe = counts[e] == 1 ? x + static_cast<int64_t>(row_token[offsets[e]]) * hidden
+                                     : xg + static_cast<int64_t>(offsets[e]) * hidden;
     s.jobs.push_back(MatmulJob{expert_view(L.gate, e), xe, counts[e], gate + offsets[e] * ffn});
     s.jobs.push_back(MatmulJob{expert_view(L.up, e), xe, counts[e], up + offsets[e] * ffn});
   }
