@@ -15,6 +15,9 @@ void add_device_options(CLI::App* cmd, DeviceFlags& flags, bool routing) {
   cmd->add_option("--expert-profile", flags.expert_profile,
                   "expert usage profile (from `moerun profile`) to warm-start the cache");
   cmd->add_flag("--mlock", flags.mlock, "lock the routed experts in host RAM");
+  cmd->add_option("--prefetch", flags.prefetch,
+                  "hybrid decode: predicted next-layer experts copied ahead per layer (0: off)")
+      ->check(CLI::Range(0, 64));
   if (routing) {
     cmd->add_option("--routing", flags.routing,
                     "benchmark mode: replace the router's choice, "

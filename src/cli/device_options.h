@@ -1,5 +1,5 @@
 // Where a model runs: the flags shared by every command that loads a model for generation
-// (--device, --gpu-mem, --cache-policy, --expert-profile, --routing, --mlock).
+// (--device, --gpu-mem, --cache-policy, --expert-profile, --routing, --mlock, --prefetch).
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,9 @@ struct DeviceFlags {
   std::string gpu_mem;          // VRAM budget, e.g. "16GiB"; empty: free VRAM minus a margin
   std::string cache_policy = "adaptive";  // lru | lfu | static | adaptive
   std::string expert_profile;             // profile JSON that warm-starts the expert cache
-  std::string routing;  // benchmark mode: synthetic:reuse=..,within8=..,zipf=.. or a trace
-  bool mlock = false;   // keep the experts resident in host RAM
+  std::string routing;   // benchmark mode: synthetic:reuse=..,within8=..,zipf=.. or a trace
+  bool mlock = false;    // keep the experts resident in host RAM
+  int64_t prefetch = 4;  // hybrid decode: predicted experts copied ahead per layer (0: off)
   // Set by the command, not by flags: the sequences and context the GPU plan reserves state for
   // before it gives the rest of the budget to expert slots.
   int64_t plan_sequences = 1;

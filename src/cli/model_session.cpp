@@ -97,6 +97,7 @@ GpuOptions gpu_options(const GgufFile& file, const DeviceFlags& device) {
   gpu.cache_policy = parse_cache_policy(device.cache_policy);
   gpu.plan_sequences = device.plan_sequences;
   gpu.plan_context = device.plan_context;
+  gpu.max_prefetch = device.prefetch;
   gpu.max_sequences = std::max<int64_t>(gpu.max_sequences, device.plan_sequences);
   if (device.device == "cpu") return gpu;
 #if MOERUN_CUDA
