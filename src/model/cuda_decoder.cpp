@@ -27,6 +27,7 @@
 #include "moe/prefill_split.h"
 #include "moe/routing_override.h"
 #include "ops/cuda/attention_cuda.h"
+#include "ops/cuda/attention_prefill_cuda.h"
 #include "ops/cuda/cuda_check.cuh"
 #include "ops/cuda/deltanet_chunked_cuda.h"
 #include "ops/cuda/deltanet_cuda.h"
@@ -47,6 +48,10 @@ constexpr int64_t kLogitChunk = 16;
 static_assert(kTopCandidates <= kMaxTopKCuda);
 // Most tokens of a batch replayed as a CUDA graph (the GEMV range of matmul_cuda).
 constexpr int64_t kMaxGraphTokens = 8;
+// Batches with a run longer than this use the tiled prefill attention kernel; shorter runs (and
+// every graph-captured step) the split-key kernel.
+constexpr int64_t kPrefillAttentionRun = 16;
+static_assert(kPrefillAttentionRun >= kMaxGraphTokens, "graphs keep the split-key kernel");
 // VRAM kept free beyond the routed experts before the whole model is placed on the GPU.
 constexpr uint64_t kHybridMargin = uint64_t{256} << 20;
 // Batches with a run of at least this many tokens run DeltaNet in the chunked form; the others
@@ -459,8 +464,15 @@ class CudaDecoder : public LanguageModel {
     matmul_cuda_batch(qkv, 3, xn_, n, matmul_ws_, stream_);
     attention_prepare_cuda(s, b, kv_layer, q_proj_, k_, v_, w.q_norm, w.k_norm, gpu_.inv_freq, q_,
                            gate_, stream_);
-    attention_cuda(s, b, kv_layer, q_, s.output_gate ? gate_ : nullptr,
-                   attention_splits(n, s.n_heads), attention_ws_, att_, stream_);
+    const bool prefill = std::any_of(plan_.runs.begin(), plan_.runs.end(), [](const BatchRun& r) {
+      return r.count > kPrefillAttentionRun;
+    });
+    if (prefill) {
+      attention_prefill_cuda(s, b, kv_layer, q_, s.output_gate ? gate_ : nullptr, att_, stream_);
+    } else {
+      attention_cuda(s, b, kv_layer, q_, s.output_gate ? gate_ : nullptr,
+                     attention_splits(n, s.n_heads), attention_ws_, att_, stream_);
+    }
     matmul(w.o, att_, n, mix_);
   }
 
