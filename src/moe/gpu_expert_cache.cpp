@@ -345,9 +345,13 @@ DeviceExpertTable GpuExpertCache::stage(int64_t layer, const int32_t* experts, i
   for (int64_t i = 0; i < count; ++i) copy_in(layer, experts[i], base + i * slot_bytes_);
   MOERUN_CUDA_CHECK(cudaEventRecord(staging_copied_, copy_stream_));
   MOERUN_CUDA_CHECK(cudaStreamWaitEvent(compute, staging_copied_, 0));
-  // The buffer's table: the previous experts' entries nulled, the new ones set.
+  // The buffer's table: the previous experts' entries nulled, the new ones set (one update per
+  // entry: the updates of one flush apply in no particular order).
   const int64_t first = (n_layers_ + b) * 3;
+  ++admit_epoch_;
+  for (int64_t i = 0; i < count; ++i) admitted_[static_cast<size_t>(experts[i])] = admit_epoch_;
   for (const int32_t e : staged_[b]) {
+    if (admitted_[static_cast<size_t>(e)] == admit_epoch_) continue;
     for (int part = 0; part < 3; ++part) push_update((first + part) * n_experts_ + e, nullptr);
   }
   staged_[b].assign(experts, experts + count);

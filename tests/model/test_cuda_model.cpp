@@ -226,11 +226,11 @@ TEST(CudaModel, HybridPrefillStreamsOrComputesMissesAsTheCostModelSays) {
   auto file = GgufFile::open(path);
   ThreadPool pool(2, false);
   auto cpu = load_language_model(*file, ModelOptions{&pool, nullptr});
+  const int64_t V = cpu->info().vocab;
   std::vector<int32_t> prompt(40);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(7 * i % 200);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((7 * i + 3) % V);
   Batch b;
   b.add(prompt, 0, true);
-  const int64_t V = cpu->info().vocab;
   std::vector<float> lc(V), lg(V);
   auto cs = cpu->new_sequence(64);
   SequenceState* cp[] = {cs.get()};
