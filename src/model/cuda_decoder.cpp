@@ -567,6 +567,7 @@ class CudaDecoder : public LanguageModel {
     const int64_t n_assign = n * top_k;
     const auto layer = static_cast<int64_t>(l);
     expert_cache_->plan(layer, ids, n_assign, 0, on_cpu_.data(), stream_);
+    expert_cache_->publish(layer, stream_);  // experts an earlier prefill placed in free slots
     routed_experts(m, n);
     const int64_t capacity = expert_cache_->staging_capacity();
     if (capacity == 0) return 0;

@@ -185,15 +185,21 @@ int64_t ExpertCacheTable::warm_start(const std::vector<std::vector<uint64_t>>& c
     if (pin_them) {
       if (pin(layer, expert) < 0) break;
     } else if (slot_of(layer, expert) < 0) {
-      if (free_.empty()) break;
-      const int32_t slot = free_.back();
-      free_.pop_back();
-      place(key, slot);
-      heap_push(slot);
+      if (place_free(layer, expert) < 0) break;
     }
     ++placed;
   }
   return placed;
+}
+
+int32_t ExpertCacheTable::place_free(int64_t layer, int64_t expert) {
+  MOERUN_CHECK(layer >= 0 && layer < n_layers_ && expert >= 0 && expert < n_experts_);
+  if (free_.empty() || slot_of(layer, expert) >= 0) return -1;
+  const int32_t slot = free_.back();
+  free_.pop_back();
+  place(static_cast<int32_t>(layer * n_experts_ + expert), slot);
+  heap_push(slot);
+  return slot;
 }
 
 void ExpertCacheTable::place(int32_t key, int32_t slot) {

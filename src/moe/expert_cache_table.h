@@ -73,6 +73,9 @@ class ExpertCacheTable {
   // Makes (layer, expert) resident (taking a free slot or evicting the lowest-priority unpinned
   // expert) and pins it; returns its slot, or -1 when every slot is pinned.
   int32_t pin(int64_t layer, int64_t expert);
+  // Places (layer, expert) in a free slot, evictable like any admission; returns the slot, or -1
+  // when no slot is free or it is resident already.
+  int32_t place_free(int64_t layer, int64_t expert);
   // Warm start from a profile's counts [n_layers][n_experts]: makes the most used experts (over
   // all layers, never-used ones skipped) resident until `max_experts` are or the slots run out,
   // pinning them when `pin_them`. Returns how many were placed.

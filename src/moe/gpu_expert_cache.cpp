@@ -344,6 +344,23 @@ DeviceExpertTable GpuExpertCache::stage(int64_t layer, const int32_t* experts, i
   uint8_t* base = staging_ + static_cast<int64_t>(b) * staging_per_buffer_ * slot_bytes_;
   for (int64_t i = 0; i < count; ++i) copy_in(layer, experts[i], base + i * slot_bytes_);
   MOERUN_CUDA_CHECK(cudaEventRecord(staging_copied_, copy_stream_));
+  // Free cache slots take staged experts too, copied on the GPU (published at the layer's next
+  // publish()): a cold cache fills during the first prompt without evicting anything.
+  bool placed = false;
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t slot = table_.place_free(layer, experts[i]);
+    if (slot < 0) continue;
+    MOERUN_CUDA_CHECK(cudaMemcpyAsync(slots_ + static_cast<int64_t>(slot) * slot_bytes_,
+                                      base + i * slot_bytes_, static_cast<size_t>(slot_bytes_),
+                                      cudaMemcpyDeviceToDevice, copy_stream_));
+    pending_[static_cast<size_t>(layer)].push_back(Pending{experts[i], slot});
+    placed = true;
+  }
+  if (placed) {
+    MOERUN_CUDA_CHECK(cudaEventRecord(copied_[static_cast<size_t>(layer)], copy_stream_));
+    if (stats_ != nullptr)
+      stats_->set_resident(layer, static_cast<uint64_t>(table_.resident(layer)));
+  }
   MOERUN_CUDA_CHECK(cudaStreamWaitEvent(compute, staging_copied_, 0));
   // The buffer's table: the previous experts' entries nulled, the new ones set (one update per
   // entry: the updates of one flush apply in no particular order).

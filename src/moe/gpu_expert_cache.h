@@ -85,7 +85,8 @@ class GpuExpertCache {
   int64_t staging_capacity() const { return staging_per_buffer_; }
   // Copies experts [count] (count <= staging_capacity()) of `layer` into the next staging buffer,
   // once the GPU has released it, and returns a table holding only them, valid on `compute` from
-  // now until release_staging(). Counted as copies in the statistics.
+  // now until release_staging(). Counted as copies in the statistics. Those that find a free
+  // cache slot are also copied there on the GPU and become resident at the layer's next publish().
   DeviceExpertTable stage(int64_t layer, const int32_t* experts, int64_t count,
                           cudaStream_t compute);
   // After the kernels reading the last stage()'s table were queued on `compute`: the buffer may

@@ -86,6 +86,23 @@ TEST(ExpertCacheTable, LruHitsMissesAdmissionsAndEvictions) {
   expect_consistent(*t);
 }
 
+// Prefill fills free slots only: place_free never evicts, and what it placed is evictable later.
+TEST(ExpertCacheTable, PlaceFreeTakesOnlyFreeSlots) {
+  auto t = make_table(CachePolicyKind::lru, 2, 8, 2);
+  EXPECT_GE(t->place_free(0, 3), 0);
+  EXPECT_EQ(t->place_free(0, 3), -1);  // resident already
+  EXPECT_GE(t->place_free(1, 4), 0);
+  EXPECT_EQ(t->place_free(1, 5), -1);  // no free slot: nothing evicted
+  EXPECT_GE(t->slot_of(0, 3), 0);
+  EXPECT_GE(t->slot_of(1, 4), 0);
+  EXPECT_EQ(t->resident(), 2);
+  const int32_t ids[] = {6};
+  const CacheStepPlan& p = t->plan_step(0, ids, 1, -1);
+  ASSERT_EQ(p.admissions.size(), 1u);  // a placed expert gives way like any other
+  EXPECT_GE(p.admissions[0].evicted_layer, 0);
+  expect_consistent(*t);
+}
+
 TEST(ExpertCacheTable, NeverEvictsExpertsOfTheCurrentStepAndRespectsTheCap) {
   auto t = make_table(CachePolicyKind::lru, 1, 8, 2);
   const int32_t a[] = {0, 1, 2, 3};
