@@ -155,6 +155,37 @@ void time_model_experts(const GgufFile& file, ThreadPool& pool, const Out& out, 
   report["cpu_expert_matvec_bytes_per_s"] = best;
 }
 
+#ifdef MOERUN_CUDA
+// Copies of the model's experts straight from the mapped file (page-locked in place, as the
+// hybrid mode does) against the pinned-buffer rate: whether repacked pinned copies of the experts
+// would copy faster.
+void time_expert_copies(const GgufFile& file, const Calibration& cal, const Out& out,
+                        json& report) {
+  const GgufTensorInfo* largest = nullptr;
+  for (const GgufTensorInfo& t : file.tensors()) {
+    if (t.name.find("_exps.weight") == std::string::npos || t.view.n_dims != 3) continue;
+    if (t.view.ne[2] == 0) continue;
+    if (largest == nullptr || t.view.nbytes() > largest->view.nbytes()) largest = &t;
+  }
+  if (largest == nullptr) return;
+  const auto chunk = static_cast<uint64_t>(largest->view.nbytes() / largest->view.ne[2]);
+  const uint64_t bytes =
+      std::min<uint64_t>(static_cast<uint64_t>(largest->view.nbytes()), uint64_t{1} << 30) / chunk *
+      chunk;
+  const double in_place = measure_h2d_in_place(0, largest->view.data, bytes, chunk);
+  if (in_place <= 0) {
+    out.print("copies     the mapped file cannot be page-locked here: expert copies are slow\n");
+    return;
+  }
+  out.print(
+      "copies     experts from the mapped file, page-locked in place: {:.1f} GB/s in {:.2f} MB "
+      "copies ({:.0f}% of the pinned-buffer rate; repacked pinned copies {})\n",
+      in_place / 1e9, static_cast<double>(chunk) / 1e6, 100.0 * in_place / cal.h2d_pinned_bw,
+      in_place >= 0.9 * cal.h2d_pinned_bw ? "would not be faster" : "could be faster");
+  report["expert_copy_in_place_bytes_per_s"] = in_place;
+}
+#endif
+
 // Sizes, budgets and the expected decode speed of the model at `path`.
 void check_model(const GgufFile& file, ThreadPool& pool, const GpuSummary& gpu,
                  const Calibration& cal, int64_t context, const Out& out, json& report) {
@@ -290,6 +321,9 @@ void run_check(const CheckArgs& args) {
 
   if (file) {
     time_model_experts(*file, pool, out, report);
+#ifdef MOERUN_CUDA
+    if (cal.has_gpu()) time_expert_copies(*file, cal, out, report);
+#endif
     check_model(*file, pool, gpu, cal, args.context, out, report);
   }
   if (args.json) fmt::print("{}\n", report.dump(2));

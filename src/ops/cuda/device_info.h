@@ -25,6 +25,11 @@ std::vector<GpuInfo> list_gpus();
 // pinned or pageable host memory, for copies of `bytes`.
 double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5);
 
+// Host-to-device copy bandwidth (best of `repeats`) from host memory that is not the runtime's
+// own, e.g. a mapped model file, page-locked in place for the measurement: `bytes` from `host`
+// in copies of `chunk` bytes (an expert's size). 0 when the range cannot be page-locked.
+double measure_h2d_in_place(int gpu, const void* host, uint64_t bytes, uint64_t chunk,
+                            int repeats = 3);
 // Device memory bandwidth in bytes per second (best of `repeats`) on device `gpu`: a
 // device-to-device copy of `bytes`, counting the bytes read and written.
 double measure_device_bandwidth(int gpu, uint64_t bytes, int repeats = 5);
