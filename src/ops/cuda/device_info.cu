@@ -66,7 +66,7 @@ double best_copy_rate(void* dst, const void* src, uint64_t bytes, uint64_t chunk
 
 }  // namespace
 
-double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats) {
+double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats, uint64_t chunk) {
   MOERUN_CUDA_CHECK(cudaSetDevice(gpu));
   void* device = nullptr;
   MOERUN_CUDA_CHECK(cudaMalloc(&device, bytes));
@@ -79,8 +79,8 @@ double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats) 
     host = pageable.get();
   }
   std::fill_n(static_cast<uint8_t*>(host), bytes, uint8_t{1});
-  const double best =
-      best_copy_rate(device, host, bytes, bytes, cudaMemcpyHostToDevice, repeats, 1.0);
+  const double best = best_copy_rate(device, host, bytes, chunk == 0 ? bytes : chunk,
+                                     cudaMemcpyHostToDevice, repeats, 1.0);
   if (pinned) MOERUN_CUDA_CHECK(cudaFreeHost(host));
   MOERUN_CUDA_CHECK(cudaFree(device));
   return best;

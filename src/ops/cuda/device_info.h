@@ -22,8 +22,9 @@ struct GpuInfo {
 std::vector<GpuInfo> list_gpus();
 
 // Host-to-device copy bandwidth in bytes per second (best of `repeats`) on device `gpu`, from
-// pinned or pageable host memory, for copies of `bytes`.
-double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5);
+// pinned or pageable host memory, for `bytes` copied in pieces of `chunk` bytes (0: one copy).
+double measure_h2d_bandwidth(int gpu, uint64_t bytes, bool pinned, int repeats = 5,
+                             uint64_t chunk = 0);
 
 // Host-to-device copy bandwidth (best of `repeats`) from host memory that is not the runtime's
 // own, e.g. a mapped model file, page-locked in place for the measurement: `bytes` from `host`
