@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "core/error.h"
 #include "ops/cuda/cuda_check.cuh"
 #include "ops/cuda/deltanet_cuda.h"
@@ -82,20 +84,28 @@ __device__ inline float softplus_f(float x) {
   return x > 20.0f ? x : log1pf(expf(x));
 }
 
-// Block (run, value head); thread j owns column j of the head's state S [k_dim, v_dim] in
-// registers (S[i][j], i < k_dim), so S^T k and S^T q need no reduction across threads.
-template <int kMaxK>
-__global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, const float* conv,
-                                 const float* ba, const float* z, const float* dt_bias,
-                                 const float* a, const float* norm_w, float* core) {
+// Block (run, value head) of `parts` x vdr threads (vdr: v_dim rounded up to a warp): thread
+// (p, j) owns rows [p * rows, (p + 1) * rows) of column j of the head's state S [k_dim, v_dim] in
+// registers; S^T k and S^T q are summed over the parts through shared memory, in part order, so
+// every part sees the same value. Splitting the rows keeps many loads in flight per head.
+template <int kMaxRows>
+__global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, int parts,
+                                 const float* conv, const float* ba, const float* z,
+                                 const float* dt_bias, const float* a, const float* norm_w,
+                                 float* core) {
   __shared__ float scratch[32];
-  __shared__ float qs[kMaxK];
-  __shared__ float ks[kMaxK];
+  __shared__ float qs[kMaxKeyDim];
+  __shared__ float ks[kMaxKeyDim];
+  __shared__ float part_sum[1024];  // [parts, vdr]
   const int run = blockIdx.x;
   const int h = blockIdx.y;
-  const int j = threadIdx.x;
+  const int vdr = static_cast<int>(blockDim.x) / parts;
+  const int p = static_cast<int>(threadIdx.x) / vdr;
+  const int j = static_cast<int>(threadIdx.x) % vdr;
   const int kd = static_cast<int>(s.k_dim);
   const int vd = static_cast<int>(s.v_dim);
+  const int rows = (kd + parts - 1) / parts;
+  const int i0 = p * rows;
   const int r = static_cast<int>(s.v_heads / s.k_heads);
   const int kh = h / r;
   const int channels = static_cast<int>(s.channels());
@@ -103,10 +113,12 @@ __global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, cons
   const bool active = j < vd;
   float* ssm = layer_state(b, run, layer, s.conv_floats() + s.ssm_floats()) + s.conv_floats() +
                static_cast<int64_t>(h) * kd * vd;
-  float st[kMaxK];
+  float st[kMaxRows];
 #pragma unroll
-  for (int i = 0; i < kMaxK; ++i)
-    st[i] = (active && i < kd) ? ssm[static_cast<int64_t>(i) * vd + j] : 0.0f;
+  for (int q = 0; q < kMaxRows; ++q) {
+    const int i = i0 + q;
+    st[q] = (active && q < rows && i < kd) ? ssm[static_cast<int64_t>(i) * vd + j] : 0.0f;
+  }
   const float q_scale = rsqrtf(static_cast<float>(kd));
   const float a_h = a[h];
   const float dt = dt_bias[h];
@@ -117,7 +129,7 @@ __global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, cons
     const float* row = conv + static_cast<int64_t>(t) * channels;
     float sq = 0.0f;
     float sk = 0.0f;
-    for (int i = j; i < kd; i += blockDim.x) {
+    for (int i = static_cast<int>(threadIdx.x); i < kd; i += static_cast<int>(blockDim.x)) {
       const float qi = row[kh * kd + i];
       const float ki = row[s.key_width() + kh * kd + i];
       qs[i] = qi;
@@ -129,7 +141,7 @@ __global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, cons
     sk = block_sum(sk, scratch);
     const float q_norm = 1.0f / sqrtf(sq + 1e-6f);
     const float k_norm = 1.0f / sqrtf(sk + 1e-6f);
-    for (int i = j; i < kd; i += blockDim.x) {
+    for (int i = static_cast<int>(threadIdx.x); i < kd; i += static_cast<int>(blockDim.x)) {
       qs[i] = qs[i] * q_norm * q_scale;
       ks[i] = ks[i] * k_norm;
     }
@@ -140,34 +152,44 @@ __global__ void recurrent_kernel(DeltaNetShape s, DeviceBatch b, int layer, cons
     const float vj = active ? row[2 * s.key_width() + h * vd + j] : 0.0f;
     float kv = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kMaxK; ++i) {
-      if (i < kd) {
-        st[i] *= decay;
-        kv += ks[i] * st[i];
+    for (int q = 0; q < kMaxRows; ++q) {
+      if (q < rows && i0 + q < kd) {
+        st[q] *= decay;
+        kv += ks[i0 + q] * st[q];
       }
     }
+    part_sum[threadIdx.x] = kv;
+    __syncthreads();
+    kv = 0.0f;
+    for (int q = 0; q < parts; ++q) kv += part_sum[q * vdr + j];
     const float delta = (vj - kv) * beta;
     float o = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kMaxK; ++i) {
-      if (i < kd) {
-        st[i] += ks[i] * delta;
-        o += qs[i] * st[i];
+    for (int q = 0; q < kMaxRows; ++q) {
+      if (q < rows && i0 + q < kd) {
+        st[q] += ks[i0 + q] * delta;
+        o += qs[i0 + q] * st[q];
       }
     }
-    const float oo = active ? o * o : 0.0f;
-    const float ss = block_sum(oo, scratch);
-    if (active) {
+    __syncthreads();  // every part has read S^T k
+    part_sum[threadIdx.x] = o;
+    __syncthreads();
+    o = 0.0f;
+    for (int q = 0; q < parts; ++q) o += part_sum[q * vdr + j];
+    const bool writer = active && p == 0;
+    const float ss = block_sum(writer ? o * o : 0.0f, scratch);
+    if (writer) {
       const float scale = 1.0f / sqrtf(ss / static_cast<float>(vd) + s.rms_eps);
       const float zj = z[static_cast<int64_t>(t) * value_width + h * vd + j];
       core[static_cast<int64_t>(t) * value_width + h * vd + j] = w_j * (o * scale) * silu_f(zj);
     }
-    __syncthreads();  // qs / ks are rewritten for the next token
+    __syncthreads();  // qs, ks and part_sum are rewritten for the next token
   }
   if (active) {
 #pragma unroll
-    for (int i = 0; i < kMaxK; ++i) {
-      if (i < kd) ssm[static_cast<int64_t>(i) * vd + j] = st[i];
+    for (int q = 0; q < kMaxRows; ++q) {
+      const int i = i0 + q;
+      if (q < rows && i < kd) ssm[static_cast<int64_t>(i) * vd + j] = st[q];
     }
   }
 }
@@ -204,20 +226,25 @@ void deltanet_recurrent_cuda(const DeltaNetShape& shape, const DeviceBatch& batc
   MOERUN_CHECK(shape.k_heads >= 1 && shape.v_heads % shape.k_heads == 0);
   if (batch.n_runs == 0) return;
   const dim3 grid(static_cast<unsigned>(batch.n_runs), static_cast<unsigned>(shape.v_heads));
-  const int threads = round_up(static_cast<int>(shape.v_dim), 32);
+  // Rows of the state split in parts of at most 32 (while the block stays within 1024 threads).
+  const int vdr = round_up(static_cast<int>(shape.v_dim), 32);
+  const int kd = static_cast<int>(shape.k_dim);
+  const int parts = std::max(1, std::min((kd + 31) / 32, 1024 / vdr));
+  const int rows = (kd + parts - 1) / parts;
+  const int threads = parts * vdr;
   const int l = static_cast<int>(layer);
-  if (shape.k_dim <= 32) {
-    recurrent_kernel<32>
-        <<<grid, threads, 0, stream>>>(shape, batch, l, conv, ba, z, dt_bias, a, norm_w, core);
-  } else if (shape.k_dim <= 64) {
-    recurrent_kernel<64>
-        <<<grid, threads, 0, stream>>>(shape, batch, l, conv, ba, z, dt_bias, a, norm_w, core);
-  } else if (shape.k_dim <= 128) {
-    recurrent_kernel<128>
-        <<<grid, threads, 0, stream>>>(shape, batch, l, conv, ba, z, dt_bias, a, norm_w, core);
+  if (rows <= 32) {
+    recurrent_kernel<32><<<grid, threads, 0, stream>>>(shape, batch, l, parts, conv, ba, z, dt_bias,
+                                                       a, norm_w, core);
+  } else if (rows <= 64) {
+    recurrent_kernel<64><<<grid, threads, 0, stream>>>(shape, batch, l, parts, conv, ba, z, dt_bias,
+                                                       a, norm_w, core);
+  } else if (rows <= 128) {
+    recurrent_kernel<128><<<grid, threads, 0, stream>>>(shape, batch, l, parts, conv, ba, z,
+                                                        dt_bias, a, norm_w, core);
   } else {
-    recurrent_kernel<256>
-        <<<grid, threads, 0, stream>>>(shape, batch, l, conv, ba, z, dt_bias, a, norm_w, core);
+    recurrent_kernel<256><<<grid, threads, 0, stream>>>(shape, batch, l, parts, conv, ba, z,
+                                                        dt_bias, a, norm_w, core);
   }
   MOERUN_CUDA_CHECK_LAUNCH();
 }
