@@ -35,21 +35,7 @@ void Qwen3NextConfig::validate(const std::string& origin) const {
 
 void write_qwen3_next_config(GgufWriter& w, const Qwen3NextConfig& c) {
   const ArchKeys& k = kKeys;
-  k.write_architecture(w);
-  k.write_u32(w, "block_count", c.n_layers);
-  k.write_u32(w, "context_length", c.context_length);
-  k.write_u32(w, "embedding_length", c.hidden);
-  k.write_u32(w, "feed_forward_length", c.dense_ffn);
-  k.write_u32(w, "attention.head_count", c.n_heads);
-  k.write_u32(w, "attention.head_count_kv", c.n_kv_heads);
-  k.write_u32(w, "attention.key_length", c.head_dim);
-  k.write_u32(w, "attention.value_length", c.head_dim);
-  k.write_f32(w, "rope.freq_base", c.rope_theta);
-  k.write_u32(w, "rope.dimension_count", c.rope_dims);
-  k.write_f32(w, "attention.layer_norm_rms_epsilon", c.rms_eps);
-  k.write_u32(w, "expert_count", c.n_experts);
-  k.write_u32(w, "expert_used_count", c.n_experts_used);
-  k.write_u32(w, "expert_feed_forward_length", c.expert_ffn);
+  write_moe_keys(k, w, c, c.rope_dims);
   k.write_u32(w, "expert_shared_feed_forward_length", c.shared_ffn);
   k.write_u32(w, "ssm.conv_kernel", c.conv_kernel);
   k.write_u32(w, "ssm.state_size", c.linear_k_dim);
@@ -61,23 +47,11 @@ void write_qwen3_next_config(GgufWriter& w, const Qwen3NextConfig& c) {
 
 Qwen3NextConfig read_qwen3_next_config(const GgufFile& file) {
   const ArchKeys& k = kKeys;
-  k.expect_architecture(file);
-  Qwen3NextConfig c;
-  c.n_layers = k.read_int(file, "block_count");
-  c.hidden = k.read_int(file, "embedding_length");
-  c.context_length = k.read_int(file, "context_length");
-  c.n_heads = k.read_int(file, "attention.head_count");
-  c.n_kv_heads = k.read_int(file, "attention.head_count_kv");
-  c.head_dim = k.read_int(file, "attention.key_length");
+  Qwen3NextConfig c = read_moe_keys<Qwen3NextConfig>(k, file, KeyLength::required);
   if (k.read_int(file, "attention.value_length") != c.head_dim) {
     fail("{}: attention.value_length differs from key_length", file.path());
   }
   c.rope_dims = k.read_int(file, "rope.dimension_count");
-  c.rope_theta = k.read_float(file, "rope.freq_base");
-  c.rms_eps = k.read_float(file, "attention.layer_norm_rms_epsilon");
-  c.n_experts = k.read_int(file, "expert_count");
-  c.n_experts_used = k.read_int(file, "expert_used_count");
-  c.expert_ffn = k.read_int(file, "expert_feed_forward_length");
   c.shared_ffn = k.read_int(file, "expert_shared_feed_forward_length");
   c.conv_kernel = k.read_int(file, "ssm.conv_kernel");
   c.linear_k_dim = k.read_int(file, "ssm.state_size");

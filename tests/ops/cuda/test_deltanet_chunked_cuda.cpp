@@ -8,10 +8,8 @@
 #include <vector>
 
 #include "../ops_test_util.h"
+#include "deltanet_reference.h"
 #include "gpu_test_util.h"
-#include "ops/cpu/activations.h"
-#include "ops/cpu/gated_delta_rule.h"
-#include "ops/cpu/norms.h"
 #include "ops/cuda/deltanet_chunked_cuda.h"
 #include "ops/cuda/deltanet_cuda.h"
 
@@ -66,40 +64,10 @@ Inputs make_inputs(const DeltaNetShape& s, int64_t n, size_t runs, float decay_s
 // gates, L2 norms (q / sqrt(k_dim)), the recurrent delta rule per value head, gated RMSNorm.
 void reference_run(const DeltaNetShape& s, const Inputs& in, int64_t begin, int64_t count,
                    float* state, std::vector<float>& core) {
-  const int64_t ch = s.channels(), vw = s.value_width(), r = s.v_heads / s.k_heads;
+  const int64_t ch = s.channels();
   std::vector<float> y(in.conv.begin() + begin * ch, in.conv.begin() + (begin + count) * ch);
-  const float q_scale = 1.0f / std::sqrt(static_cast<float>(s.k_dim));
-  for (int64_t t = 0; t < count; ++t) {
-    for (int64_t g = 0; g < s.k_heads; ++g) {
-      float* q = y.data() + t * ch + g * s.k_dim;
-      l2_norm(q, 1, s.k_dim, 1e-6f);
-      for (int64_t i = 0; i < s.k_dim; ++i) q[i] *= q_scale;
-      l2_norm(y.data() + t * ch + s.key_width() + g * s.k_dim, 1, s.k_dim, 1e-6f);
-    }
-  }
-  float* ssm = state + s.conv_floats();
-  for (int64_t h = 0; h < s.v_heads; ++h) {
-    const int64_t kh = h / r;
-    std::vector<float> g(static_cast<size_t>(count)), beta(g.size());
-    for (int64_t t = 0; t < count; ++t) {
-      const float* bat = in.ba.data() + (begin + t) * 2 * s.v_heads;
-      beta[t] = sigmoid(bat[kh * 2 * r + h % r]);
-      g[t] = in.a[h] * softplus(bat[kh * 2 * r + r + h % r] + in.dt_bias[h]);
-    }
-    DeltaRuleInputs d;
-    d.q = y.data() + kh * s.k_dim;
-    d.k = y.data() + s.key_width() + kh * s.k_dim;
-    d.v = y.data() + 2 * s.key_width() + h * s.v_dim;
-    d.q_stride = d.k_stride = d.v_stride = ch;
-    d.g = g.data();
-    d.beta = beta.data();
-    float* o = core.data() + begin * vw + h * s.v_dim;
-    gated_delta_rule(ssm + h * s.k_dim * s.v_dim, s.k_dim, s.v_dim, count, d, o, vw);
-    for (int64_t t = 0; t < count; ++t) {
-      gated_rms_norm(o + t * vw, in.z.data() + (begin + t) * vw + h * s.v_dim, in.norm_w.data(), 1,
-                     s.v_dim, s.rms_eps, o + t * vw);
-    }
-  }
+  test::reference_gated_delta_rule(s, y.data(), in.ba, in.z, in.dt_bias, in.a, in.norm_w, begin,
+                                   count, state + s.conv_floats(), core);
 }
 
 using DeltaNetFn = void (*)(const DeltaNetShape&, const DeviceBatch&, int64_t, const float*,

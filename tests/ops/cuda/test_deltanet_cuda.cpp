@@ -6,11 +6,9 @@
 #include <vector>
 
 #include "../ops_test_util.h"
+#include "deltanet_reference.h"
 #include "gpu_test_util.h"
-#include "ops/cpu/activations.h"
 #include "ops/cpu/causal_conv1d.h"
-#include "ops/cpu/gated_delta_rule.h"
-#include "ops/cpu/norms.h"
 #include "ops/cuda/deltanet_cuda.h"
 
 namespace moerun {
@@ -25,42 +23,12 @@ void reference_run(const DeltaNetShape& s, const std::vector<float>& mixed,
                    const std::vector<float>& conv_w, const std::vector<float>& dt_bias,
                    const std::vector<float>& a, const std::vector<float>& norm_w, int64_t begin,
                    int64_t count, float* state, std::vector<float>& core) {
-  const int64_t ch = s.channels(), vw = s.value_width(), r = s.v_heads / s.k_heads;
-  std::vector<float> y(static_cast<size_t>(count * ch));
+  const int64_t ch = s.channels();
+  std::vector<float> y(static_cast<size_t>(count * ch));  // [count, channels]
   causal_conv1d_silu(mixed.data() + begin * ch, count, ch, conv_w.data(), s.conv_kernel, state,
                      y.data());
-  const float q_scale = 1.0f / std::sqrt(static_cast<float>(s.k_dim));
-  for (int64_t t = 0; t < count; ++t) {
-    for (int64_t g = 0; g < s.k_heads; ++g) {
-      float* q = y.data() + t * ch + g * s.k_dim;
-      l2_norm(q, 1, s.k_dim, 1e-6f);
-      for (int64_t i = 0; i < s.k_dim; ++i) q[i] *= q_scale;
-      l2_norm(y.data() + t * ch + s.key_width() + g * s.k_dim, 1, s.k_dim, 1e-6f);
-    }
-  }
-  float* ssm = state + s.conv_floats();
-  for (int64_t h = 0; h < s.v_heads; ++h) {
-    const int64_t kh = h / r;
-    std::vector<float> g(static_cast<size_t>(count)), beta(g.size());
-    for (int64_t t = 0; t < count; ++t) {
-      const float* bat = ba.data() + (begin + t) * 2 * s.v_heads;
-      beta[t] = sigmoid(bat[kh * 2 * r + h % r]);
-      g[t] = a[h] * softplus(bat[kh * 2 * r + r + h % r] + dt_bias[h]);
-    }
-    DeltaRuleInputs in;
-    in.q = y.data() + kh * s.k_dim;
-    in.k = y.data() + s.key_width() + kh * s.k_dim;
-    in.v = y.data() + 2 * s.key_width() + h * s.v_dim;
-    in.q_stride = in.k_stride = in.v_stride = ch;
-    in.g = g.data();
-    in.beta = beta.data();
-    float* o = core.data() + begin * vw + h * s.v_dim;
-    gated_delta_rule(ssm + h * s.k_dim * s.v_dim, s.k_dim, s.v_dim, count, in, o, vw);
-    for (int64_t t = 0; t < count; ++t) {
-      gated_rms_norm(o + t * vw, z.data() + (begin + t) * vw + h * s.v_dim, norm_w.data(), 1,
-                     s.v_dim, s.rms_eps, o + t * vw);
-    }
-  }
+  test::reference_gated_delta_rule(s, y.data(), ba, z, dt_bias, a, norm_w, begin, count,
+                                   state + s.conv_floats(), core);
 }
 
 void run_case(const DeltaNetShape& s) {
