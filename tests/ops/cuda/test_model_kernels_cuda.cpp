@@ -83,7 +83,8 @@ TEST(ElementwiseCuda, SiluMulAndGatedSharedMatchCpu) {
 
 TEST(RouterCuda, SoftmaxTopKMatchesCpu) {
   if (!test::has_gpu()) GTEST_SKIP() << "no CUDA device";
-  for (const int64_t n_experts : {8, 100, 512}) {
+  // 40: a warp with fewer experts than top_k; 1500: several experts per thread.
+  for (const int64_t n_experts : {8, 40, 100, 512, 1500}) {
     for (const bool normalize : {true, false}) {
       const int64_t n = 7, top_k = std::min<int64_t>(10, n_experts);
       const auto logits = test::random_vector(n * n_experts, 9, 2.0f);
@@ -104,6 +105,13 @@ TEST(RouterCuda, SoftmaxTopKMatchesCpu) {
   DeviceArray<int32_t> di(4);
   softmax_top_k_cuda(dl.get(), 1, 16, 4, true, di.get(), dw.get(), nullptr);
   EXPECT_EQ(di.download(), (std::vector<int32_t>{0, 1, 2, 3}));
+  // Ties spread over warps: 300 equal logits, a larger one at 290; top 5 = 290, 0, 1, 2, 3.
+  std::vector<float> wide(300, 0.25f);
+  wide[290] = 1.0f;
+  DeviceArray<float> dl2(wide), dw2(5);
+  DeviceArray<int32_t> di2(5);
+  softmax_top_k_cuda(dl2.get(), 1, 300, 5, false, di2.get(), dw2.get(), nullptr);
+  EXPECT_EQ(di2.download(), (std::vector<int32_t>{290, 0, 1, 2, 3}));
 }
 
 }  // namespace
