@@ -75,14 +75,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
-// Fills the job table and launches the GEMV with NT tokens (one block per rows_per_block rows of
-// each job).
-template <DType T, int NT>
+// Fills the job table and launches the GEMV with NT tokens and R rows per warp (one block per
+// rows_per_block rows of each job).
+template <DType T, int NT, int R>
 void launch_typed(const GemvJob* jobs, int n_jobs, const float* x, const int8_t* xq,
                   const float* xd, cudaStream_t stream) {
-  constexpr int R = cuda_plan::gemv_rows_per_warp(T, NT);
   const int64_t cols = jobs[0].w->cols;
-  const int64_t rows_per_block = cuda_plan::gemv_rows_per_block(T, NT, cols);
+  const int64_t rows_per_block = (cuda_plan::kGemvWarps / cuda_plan::gemv_split_k(T, cols)) * R;
   GemvParams p{};
   int64_t blocks = 0;
   for (int j = 0; j < n_jobs; ++j) {
@@ -104,26 +103,40 @@ void launch_typed(const GemvJob* jobs, int n_jobs, const float* x, const int8_t*
   gemv_kernel<T, NT, R><<<static_cast<unsigned>(blocks), kGemvWarps * 32, 0, stream>>>(p);
 }
 
+// Launches with NT tokens and the rows per warp the plan gives for the launch's total rows.
+template <DType T, int NT>
+void launch_rows(const GemvJob* jobs, int n_jobs, const float* x, const int8_t* xq, const float* xd,
+                 cudaStream_t stream) {
+  constexpr int R = cuda_plan::gemv_rows_per_warp(T, NT);
+  int64_t rows = 0;
+  for (int j = 0; j < n_jobs; ++j) rows += jobs[j].w->rows;
+  const int r = cuda_plan::gemv_launch_rows_per_warp(T, NT, jobs[0].w->cols, rows);
+  if constexpr (R == 1) {
+    if (r == 2) return launch_typed<T, NT, 2>(jobs, n_jobs, x, xq, xd, stream);
+  }
+  launch_typed<T, NT, R>(jobs, n_jobs, x, xq, xd, stream);
+}
+
 template <DType T>
 void launch_tokens(const GemvJob* jobs, int n_jobs, const float* x, const int8_t* xq,
                    const float* xd, int64_t n_tokens, cudaStream_t stream) {
   switch (n_tokens) {
     case 1:
-      return launch_typed<T, 1>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 1>(jobs, n_jobs, x, xq, xd, stream);
     case 2:
-      return launch_typed<T, 2>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 2>(jobs, n_jobs, x, xq, xd, stream);
     case 3:
-      return launch_typed<T, 3>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 3>(jobs, n_jobs, x, xq, xd, stream);
     case 4:
-      return launch_typed<T, 4>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 4>(jobs, n_jobs, x, xq, xd, stream);
     case 5:
-      return launch_typed<T, 5>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 5>(jobs, n_jobs, x, xq, xd, stream);
     case 6:
-      return launch_typed<T, 6>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 6>(jobs, n_jobs, x, xq, xd, stream);
     case 7:
-      return launch_typed<T, 7>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 7>(jobs, n_jobs, x, xq, xd, stream);
     case 8:
-      return launch_typed<T, 8>(jobs, n_jobs, x, xq, xd, stream);
+      return launch_rows<T, 8>(jobs, n_jobs, x, xq, xd, stream);
     default:
       MOERUN_CHECK(n_tokens >= 1 && n_tokens <= cuda_plan::kMaxGemvTokens);
   }

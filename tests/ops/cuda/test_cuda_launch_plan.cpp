@@ -28,6 +28,20 @@ TEST(CudaLaunchPlan, SplitKFollowsChunkCount) {
   }
 }
 
+// Large launches of block formats at one or two tokens take 2 rows per warp (the lm_head, the
+// DeltaNet input projection); float formats, small matrices and more tokens keep the default.
+TEST(CudaLaunchPlan, LargeDecodeLaunchesTakeTwoRowsPerWarp) {
+  EXPECT_EQ(gemv_launch_rows_per_warp(DType::Q6_K, 1, 2048, 151936), 2);
+  EXPECT_EQ(gemv_launch_rows_per_warp(DType::Q4_K, 2, 2048, 12288), 2);
+  EXPECT_EQ(gemv_launch_rows_per_warp(DType::Q4_K, 1, 2048, 512), 1);
+  EXPECT_EQ(gemv_launch_rows_per_warp(DType::Q6_K, 1, 512, 8192), 1);
+  EXPECT_EQ(gemv_launch_rows_per_warp(DType::BF16, 1, 2048, 8192), 1);
+  for (int64_t n = 3; n <= kMaxGemvTokens; ++n) {
+    EXPECT_EQ(gemv_launch_rows_per_warp(DType::Q4_K, n, 2048, 151936),
+              gemv_rows_per_warp(DType::Q4_K, n));
+  }
+}
+
 TEST(CudaLaunchPlan, FusedGemvTakesTheModelShapesWithinSharedMemory) {
   for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     EXPECT_EQ(fused_stage_bytes(t) % 16, 0);
