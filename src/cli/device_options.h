@@ -17,9 +17,11 @@ struct DeviceFlags {
   std::string gpu_mem;          // VRAM budget, e.g. "16GiB"; empty: free VRAM minus a margin
   std::string cache_policy = "adaptive";  // lru | lfu | static | adaptive
   std::string expert_profile;             // profile JSON that warm-starts the expert cache
-  std::string routing;   // benchmark mode: synthetic:reuse=..,within8=..,zipf=.. or a trace
-  bool mlock = false;    // keep the experts resident in host RAM
-  int64_t prefetch = 4;  // hybrid decode: predicted experts copied ahead per layer (0: off)
+  std::string routing;  // benchmark mode: synthetic:reuse=..,within8=..,zipf=.. or a trace
+  bool mlock = false;   // keep the experts resident in host RAM
+  // Hybrid decode: predicted experts copied ahead per layer. Off by default: on the reference
+  // machine S1 decoded at 62.6 tok/s with 4 and 75.0 without (BENCHMARKS.md).
+  int64_t prefetch = 0;
   // Set by the command, not by flags: the sequences and context the GPU plan reserves state for
   // before it gives the rest of the budget to expert slots.
   int64_t plan_sequences = 1;

@@ -125,7 +125,7 @@ struct GpuOptions {
   std::vector<std::vector<uint64_t>> profile_counts;  // [layers][experts] warm start (optional)
   int64_t max_admissions = 8;     // experts copied into the cache per layer and decode step
   double copy_share = 0.5;        // share of a decode step's misses copied in (the rest: CPU)
-  int64_t max_prefetch = 4;       // predicted next-layer experts copied ahead per decode step
+  int64_t max_prefetch = 0;       // predicted next-layer experts copied ahead per decode step
   int64_t max_expert_slots = -1;  // hybrid: at most this many cached experts (< 0: what fits)
   int64_t staging_experts = 16;   // hybrid prefill: experts per staging buffer (0: no streaming)
   Calibration calibration;        // the machine's constants for the prefill split (may be empty)

@@ -187,6 +187,7 @@ TEST(CudaModel, HybridMatchesTheCpuAtEveryCacheSize) {
         o.gpu.graphs = graphs;
         o.gpu.max_expert_slots = slots;
         o.gpu.calibration = forcing_calibration(stream_prefill);
+        o.gpu.max_prefetch = graphs ? 4 : 0;  // prefetch (off by default) on half the cases
         auto gpu = load_language_model(*file, o);
         SCOPED_TRACE("slots " + std::to_string(slots) + (graphs ? " graphs" : " direct") +
                      (stream_prefill ? " prefill streamed" : " prefill on the CPU"));
