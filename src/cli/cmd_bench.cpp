@@ -224,6 +224,12 @@ json run_scenario(const Scenario& sc, const BenchArgs& a, const std::string& pat
   j["host_bytes_per_token"] = spread_over(runs, [](const BenchRunResult& r) {
                                 return r.decode_host_bytes_per_token;
                               }).median;
+  j["cpu_busy_ms_per_token"] = 1e3 * spread_over(runs, [](const BenchRunResult& r) {
+                                       return r.decode_cpu_busy_per_token;
+                                     }).median;
+  j["gpu_busy_ms_per_token"] = 1e3 * spread_over(runs, [](const BenchRunResult& r) {
+                                       return r.decode_gpu_busy_per_token;
+                                     }).median;
   j["roofline"] = {{"placement", on_gpu ? "dense on the GPU" : "CPU only"},
                    {"expert_bytes_per_token", in.expert_bytes},
                    {"dense_bytes_per_token", in.dense_bytes},
@@ -275,6 +281,8 @@ void print_scenario(const json& j) {
     fmt::print("  per token    {} over PCIe, {} of experts read from host memory (decode)\n",
                format_bytes(static_cast<uint64_t>(j["pcie_bytes_per_token"].get<double>())),
                format_bytes(static_cast<uint64_t>(j["host_bytes_per_token"].get<double>())));
+    fmt::print("  busy         CPU {:.2f} ms, GPU {:.2f} ms per token on routed experts (decode)\n",
+               j["cpu_busy_ms_per_token"].get<double>(), j["gpu_busy_ms_per_token"].get<double>());
   } else {
     fmt::print("  hit rate     n/a (the model keeps no expert statistics)\n");
   }

@@ -105,6 +105,8 @@ BenchRunResult run_bench_once(LanguageModel& model, const BenchRunConfig& config
           static_cast<double>(total.bytes_copied) / static_cast<double>(steps);
       r.decode_host_bytes_per_token =
           static_cast<double>(total.bytes_cpu_read) / static_cast<double>(steps);
+      r.decode_cpu_busy_per_token = snap.cpu_busy_seconds / static_cast<double>(steps);
+      r.decode_gpu_busy_per_token = snap.gpu_busy_seconds / static_cast<double>(steps);
     }
   }
   r.peak_rss_bytes = read_peak_rss_bytes();

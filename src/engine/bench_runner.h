@@ -35,6 +35,8 @@ struct BenchRunResult {
   double decode_hit_rate = 0;     // routed assignments served by the VRAM cache, decode
   double decode_pcie_bytes_per_token = 0;  // expert bytes copied host -> GPU per decode token
   double decode_host_bytes_per_token = 0;  // expert bytes the CPU streamed per decode token
+  double decode_cpu_busy_per_token = 0;    // seconds the CPU spent on routed experts per token
+  double decode_gpu_busy_per_token = 0;    // seconds of routed-expert kernels per token
   double prefill_hit_rate = 0;
   int64_t peak_rss_bytes = 0;      // VmHWM of the process after the run (0: unknown)
   std::vector<int32_t> generated;  // [gen_tokens] the greedy tokens

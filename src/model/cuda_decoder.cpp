@@ -152,6 +152,7 @@ class CudaDecoder : public LanguageModel {
     for (auto& [n, exec] : graphs_) cudaGraphExecDestroy(exec);
     for (auto& [key, exec] : layer_graphs_) cudaGraphExecDestroy(exec);
     if (routed_ != nullptr) cudaEventDestroy(routed_);
+    for (cudaEvent_t e : expert_timing_) cudaEventDestroy(e);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -451,6 +452,8 @@ class CudaDecoder : public LanguageModel {
     cpu_out_ = static_cast<float*>(memory_.allocate(static_cast<uint64_t>(T * hidden) * 4,
                                                     GpuUse::workspace, "CPU expert results"));
     MOERUN_CUDA_CHECK(cudaEventCreateWithFlags(&routed_, cudaEventDisableTiming));
+    expert_timing_.resize(2 * gpu_.layers.size());
+    for (cudaEvent_t& e : expert_timing_) MOERUN_CUDA_CHECK(cudaEventCreate(&e));
   }
 
   void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y) {
@@ -677,6 +680,21 @@ class CudaDecoder : public LanguageModel {
   // on their own stream; the GPU waits for them only where it computes them); the GPU runs the
   // shared expert and the resident experts while the CPU computes the rest; the CPU's sum is added
   // on the GPU before the next layer.
+  // Adds the GPU time of the step's routed experts to the statistics (after the step's
+  // synchronisation: its events have completed).
+  void collect_expert_gpu_time() {
+    if (!expert_timing_pending_) return;
+    expert_timing_pending_ = false;
+    double seconds = 0;
+    for (size_t l = 0; l < gpu_.layers.size(); ++l) {
+      float ms = 0;
+      MOERUN_CUDA_CHECK(
+          cudaEventElapsedTime(&ms, expert_timing_[2 * l], expert_timing_[2 * l + 1]));
+      seconds += 1e-3 * ms;
+    }
+    cpu_->stats()->add_gpu_seconds(seconds);
+  }
+
   void run_layers_hybrid(const DeviceBatch& b, bool graph) {
     const int64_t n = b.n_tokens;
     const int64_t hidden = host_.hidden;
@@ -712,6 +730,7 @@ class CudaDecoder : public LanguageModel {
       const int64_t misses = expert_cache_->count_misses(static_cast<int64_t>(l), ids, n_assign);
       int64_t admit = 0;
       if (n > kMaxGraphTokens) {
+        MOERUN_CUDA_CHECK(cudaEventRecord(expert_timing_[2 * l], stream_));
         admit = prefill_routed_experts(layer.moe, l, n, ids);
       } else {
         admit = std::min<int64_t>(options_.max_admissions,
@@ -719,6 +738,7 @@ class CudaDecoder : public LanguageModel {
         expert_cache_->plan(static_cast<int64_t>(l), ids, n_assign, admit, on_cpu_.data(), stream_);
         expert_cache_->publish(static_cast<int64_t>(l), stream_);
         expert_cache_->mark_resident_on_gpu(static_cast<int64_t>(l), ids, n_assign, on_cpu_.data());
+        MOERUN_CUDA_CHECK(cudaEventRecord(expert_timing_[2 * l], stream_));
         run_piece(b, l, 2, graph, [&] { routed_experts(layer.moe, n); });
         if (prefetching(n) && l + 1 < gpu_.layers.size()) {
           expert_cache_->prefetch(static_cast<int64_t>(l) + 1,
@@ -726,6 +746,7 @@ class CudaDecoder : public LanguageModel {
                                   options_.max_prefetch, stream_);
         }
       }
+      MOERUN_CUDA_CHECK(cudaEventRecord(expert_timing_[2 * l + 1], stream_));
       const bool any_on_cpu = std::any_of(on_cpu_.begin(), on_cpu_.begin() + n_assign,
                                           [](uint8_t c) { return c != 0; });
       if (!any_on_cpu) continue;  // every expert of this step ran on the GPU
@@ -749,6 +770,7 @@ class CudaDecoder : public LanguageModel {
                                         cudaMemcpyHostToDevice, stream_));
       add_into_cuda(mix_, cpu_out_, n * hidden, stream_);
     }
+    expert_timing_pending_ = true;
     cpu_->stats()->record_tokens(static_cast<uint64_t>(n));
     add_rms_norm_cuda(h_, mix_, gpu_.output_norm, n, hidden, host_.rms_eps, xn_, stream_);
   }
@@ -899,6 +921,7 @@ class CudaDecoder : public LanguageModel {
       }
       MOERUN_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
+    if (hybrid_) collect_expert_gpu_time();
     for (const BatchRun& run : plan_.runs) run.state->advance(run.count);
   }
 
@@ -938,21 +961,25 @@ class CudaDecoder : public LanguageModel {
   int64_t cache_slots_ = 0;
   uint64_t state_reserve_ = 0;
   std::map<std::tuple<int64_t, size_t, int>, cudaGraphExec_t> layer_graphs_;
-  cudaEvent_t routed_ = nullptr;       // the router's choice of the current layer is on the host
-  double cpu_seconds_per_expert_ = 0;  // measured CPU time per missed expert (moving average)
-  std::vector<uint8_t> on_cpu_;        // [T, top_k] assignments the CPU computes
-  float* cpu_out_ = nullptr;           // [T, hidden] the CPU's sum in VRAM
-  float* pred_logits_ = nullptr;       // [8, n_experts] next layer's router on this layer's input
-  int32_t* pred_ids_ = nullptr;        // [8, top_k] its choice (the prefetch's prediction)
-  float* pred_weights_ = nullptr;      // [8, top_k]
-  float* stage_out_ = nullptr;         // [T, hidden] a staged group's sum (prefill)
-  PrefillCosts prefill_costs_;         // per expert: copy and CPU times the prefill split weighs
-  std::vector<int32_t> miss_tokens_;   // [n_experts] prefill: tokens per missed expert
-  std::vector<int32_t> missed_;        // distinct missed experts of a prefill layer
-  std::vector<int32_t> split_tokens_;  // [missed] their tokens
-  std::vector<uint8_t> to_gpu_;        // [missed] 1: streamed to the GPU
-  std::vector<int32_t> split_order_;   // scratch of split_prefill_misses
-  std::vector<int32_t> staged_;        // experts streamed to the GPU, in order
+  cudaEvent_t routed_ = nullptr;  // the router's choice of the current layer is on the host
+  // [layers, 2] around each layer's routed-expert kernels (prefill: with the staged groups, whose
+  // kernels wait for their copies)
+  std::vector<cudaEvent_t> expert_timing_;
+  bool expert_timing_pending_ = false;  // the last step's events are not yet summed
+  double cpu_seconds_per_expert_ = 0;   // measured CPU time per missed expert (moving average)
+  std::vector<uint8_t> on_cpu_;         // [T, top_k] assignments the CPU computes
+  float* cpu_out_ = nullptr;            // [T, hidden] the CPU's sum in VRAM
+  float* pred_logits_ = nullptr;        // [8, n_experts] next layer's router on this layer's input
+  int32_t* pred_ids_ = nullptr;         // [8, top_k] its choice (the prefetch's prediction)
+  float* pred_weights_ = nullptr;       // [8, top_k]
+  float* stage_out_ = nullptr;          // [T, hidden] a staged group's sum (prefill)
+  PrefillCosts prefill_costs_;          // per expert: copy and CPU times the prefill split weighs
+  std::vector<int32_t> miss_tokens_;    // [n_experts] prefill: tokens per missed expert
+  std::vector<int32_t> missed_;         // distinct missed experts of a prefill layer
+  std::vector<int32_t> split_tokens_;   // [missed] their tokens
+  std::vector<uint8_t> to_gpu_;         // [missed] 1: streamed to the GPU
+  std::vector<int32_t> split_order_;    // scratch of split_prefill_misses
+  std::vector<int32_t> staged_;         // experts streamed to the GPU, in order
   BatchPlan plan_;
   // Activations in VRAM, [max_batch_tokens, ...] each.
   float* h_ = nullptr;    // [T, hidden] residual stream

@@ -105,6 +105,8 @@ class FakeModel : public LanguageModel {
       stats_.record_routing(0, &expert, 1);
       if (pos % 2 == 0) stats_.record_hits(0, 1);
       stats_.record_cpu(0, 1, kBytesPerToken);
+      stats_.add_cpu_seconds(0.002);  // per token: 2 ms of CPU, 1 ms of GPU experts
+      stats_.add_gpu_seconds(0.001);
       if (batch.want_logits[i]) {
         for (int64_t j = 0; j < kVocab; ++j) logits[row * kVocab + j] = 0.0f;
         logits[row * kVocab + (batch.tokens[i] * 7 + pos) % kVocab] = 1.0f;
@@ -152,6 +154,9 @@ TEST(BenchRunner, PrefillsInChunksAndDecodesGreedily) {
   EXPECT_DOUBLE_EQ(r.prefill_hit_rate, 0.5);
   EXPECT_DOUBLE_EQ(r.decode_host_bytes_per_token, static_cast<double>(kBytesPerToken));
   EXPECT_DOUBLE_EQ(r.decode_pcie_bytes_per_token, 0.0);
+  // Busy time per decode token: the 5 decode passes after the reset, one token each.
+  EXPECT_NEAR(r.decode_cpu_busy_per_token, 0.002, 1e-9);
+  EXPECT_NEAR(r.decode_gpu_busy_per_token, 0.001, 1e-9);
   EXPECT_GT(r.peak_rss_bytes, 0);
 }
 

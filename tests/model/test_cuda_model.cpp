@@ -209,6 +209,7 @@ TEST(CudaModel, HybridMatchesTheCpuAtEveryCacheSize) {
         if (slots == 1000) {
           EXPECT_GT(t.gpu_hits, 0u);
         }
+        EXPECT_GT(snap.gpu_busy_seconds, 0.0);  // the routed-expert kernels are timed
       }
     }
   }
