@@ -439,6 +439,7 @@ void Engine::finish(Slot& slot, FinishReason reason, const std::string& error) {
   if (reason == FinishReason::cancelled) cancelled_.fetch_add(1, std::memory_order_relaxed);
   if (reason == FinishReason::timeout) timed_out_.fetch_add(1, std::memory_order_relaxed);
   if (reason == FinishReason::error) failed_.fetch_add(1, std::memory_order_relaxed);
+  active_.fetch_sub(1, std::memory_order_relaxed);
   slot.handle->push(std::move(done));
   // Free the sequence at once: the slot takes the next request in the following step.
   slot.active = false;
@@ -447,7 +448,6 @@ void Engine::finish(Slot& slot, FinishReason reason, const std::string& error) {
   slot.pending = -1;
   slot.chunk = 0;
   std::erase(admission_order_, static_cast<int64_t>(slot.index));
-  active_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Engine::fail_batch(const std::string& error) {
